@@ -1,0 +1,23 @@
+# Lanthorn: `make run` sets up and runs everything; `make test` runs the test suite.
+VENV := .venv
+STAMP := $(VENV)/.bootstrapped
+
+.PHONY: run test setup bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml scripts/bootstrap.sh scripts/install-llama-cpp.sh
+	scripts/bootstrap.sh
+	touch $@
+
+run: setup
+	$(VENV)/bin/lanthorn run
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python bench/stream_overhead.py
+
+clean:
+	rm -rf $(VENV)

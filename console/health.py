@@ -1,0 +1,28 @@
+from django.db import connection
+from django.http import JsonResponse
+
+from inference import services
+
+
+def healthz(request):
+    """200 when the database, Redis and at least one worker answer; 503 naming what does not."""
+    checks = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {exc}"
+    try:
+        services.redis_client().ping()
+        checks["redis"] = "ok"
+        workers = services.live_workers()
+        checks["workers"] = len(workers) if workers else "error: no worker is running"
+    except Exception as exc:
+        checks["redis"] = f"error: {exc}"
+        checks["workers"] = "unknown: Redis is down"
+    failing = [name for name, value in checks.items() if isinstance(value, str) and value != "ok"]
+    if failing:
+        reason = "; ".join(f"{name}: {checks[name]}" for name in failing)
+        return JsonResponse({"status": "error", "reason": reason, "checks": checks}, status=503)
+    return JsonResponse({"status": "ok", "checks": checks})

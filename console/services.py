@@ -1,0 +1,65 @@
+"""Console operations: users, API keys and the usage trail."""
+
+import secrets
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from console.models import ApiKey, UsageRecord, hash_key
+
+KEY_PREFIX = "lt-"
+
+
+class InvalidKey(Exception):
+    pass
+
+
+@dataclass
+class NewKey:
+    key: ApiKey
+    raw: str  # shown once, never stored
+
+
+def create_api_key(*, user, name: str) -> NewKey:
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=hash_key(raw))
+    return NewKey(key=key, raw=raw)
+
+
+def revoke_api_key(*, key: ApiKey) -> None:
+    key.revoke()
+
+
+def authenticate_key(*, raw: str) -> ApiKey:
+    """The active key for a raw bearer token; InvalidKey otherwise."""
+    if not raw:
+        raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+    key = ApiKey.objects.select_related("user").filter(hashed_key=hash_key(raw)).first()
+    if key is None:
+        raise InvalidKey("Incorrect API key provided.")
+    if not key.is_active:
+        raise InvalidKey("This API key has been revoked.")
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+def bearer_token(header: str) -> str:
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def ensure_admin(*, username: str = "admin", password: str | None = None) -> str | None:
+    """Create the first admin once. Returns the password when one was made, else None."""
+    User = get_user_model()
+    with transaction.atomic():
+        if User.objects.filter(username=username).exists():
+            return None
+        password = password or secrets.token_urlsafe(12)
+        User.objects.create_superuser(username=username, email="", password=password)
+    return password
+
+
+def record_usage(**fields) -> UsageRecord:
+    return UsageRecord.objects.create(**fields)

@@ -1,0 +1,208 @@
+"""The engine: one llama context per model version per worker process.
+
+A worker keeps every model it has loaded in `_engines`, keyed by the file's digest
+and its load parameters, so a model is loaded once, not per request. Each engine
+owns its llama context on one scheduler thread; the Celery task threads hand it
+jobs through a queue. Today the scheduler runs jobs one after another; because
+all requests for a model already meet in this one loop, it is where continuous
+batching (several sequences per llama_decode) goes.
+"""
+
+import codecs
+import logging
+import os
+import queue
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference.chat_templates import template_for
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """A failure that goes back to the client as an OpenAI error object."""
+
+    def __init__(self, message: str, *, code: str, param: str | None = None, status: int = 400,
+                 type: str = "invalid_request_error"):
+        super().__init__(message)
+        self.message, self.code, self.param, self.status, self.type = message, code, param, status, type
+
+    def as_dict(self) -> dict:
+        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code,
+                "status": self.status}
+
+
+@dataclass
+class Job:
+    """One request for the engine: what to generate and where the text goes."""
+
+    prompt: str | None = None
+    messages: list[dict] | None = None
+    max_tokens: int = 256
+    temperature: float = 0.8
+    top_p: float = 0.95
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    on_token: Callable[[str], None] = lambda text: None
+    is_cancelled: Callable[[], bool] = lambda: False
+    # Filled in by the engine.
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+    error: EngineError | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class StopFilter:
+    """Cuts the output at the first stop string, holding back text that may be the start of one."""
+
+    def __init__(self, stops: list[str]):
+        self.stops = [s for s in stops if s]
+        self.buffer = ""
+
+    def feed(self, text: str) -> tuple[str, bool]:
+        if not self.stops:
+            return text, False
+        self.buffer += text
+        hits = [i for i in (self.buffer.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out, self.buffer = self.buffer[: min(hits)], ""
+            return out, True
+        keep = 0
+        for stop in self.stops:
+            for k in range(min(len(stop) - 1, len(self.buffer)), keep, -1):
+                if self.buffer.endswith(stop[:k]):
+                    keep = k
+                    break
+        cut = len(self.buffer) - keep
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.buffer = self.buffer, ""
+        return out
+
+
+class Engine:
+    def __init__(self, *, path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
+                 gpu_id: int, architecture: str, chat_template: str):
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        threads = n_threads or os.cpu_count() or 1
+        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         n_gpu_layers=n_gpu_layers, main_gpu=gpu_id, verbose=False)
+        self.n_ctx = self.llm.n_ctx()
+        model = self.llm._model
+        bos, eos = self.llm.token_bos(), self.llm.token_eos()
+        template, turn_ends = template_for(architecture=architecture, gguf_template=chat_template)
+        self.formatter = Jinja2ChatFormatter(
+            template=template,
+            bos_token=model.token_get_text(bos) if bos >= 0 else "",
+            eos_token=model.token_get_text(eos) if eos >= 0 else "",
+            add_generation_prompt=True,
+        )
+        self.stop_ids = {eos}
+        for text in turn_ends:
+            ids = self.llm.tokenize(text.encode(), add_bos=False, special=True)
+            if len(ids) == 1:
+                self.stop_ids.add(ids[0])
+        self._jobs: queue.Queue[Job] = queue.Queue()
+        threading.Thread(target=self._loop, name=f"engine-{path.name[:19]}", daemon=True).start()
+
+    def submit(self, job: Job) -> Job:
+        self._jobs.put(job)
+        return job
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job.is_cancelled():
+                    job.finish_reason = "cancelled"
+                else:
+                    self._run(job)
+            except EngineError as exc:
+                job.error = exc
+            except Exception as exc:  # a bug or a broken model must fail the request, not the loop
+                log.exception("generation failed")
+                job.error = EngineError(f"generation failed: {exc}", code="server_error",
+                                        status=500, type="server_error")
+            finally:
+                job.done.set()
+
+    def _prompt_tokens(self, job: Job) -> list[int]:
+        if job.messages is not None:
+            result = self.formatter(messages=job.messages)
+            return self.llm.tokenize(result.prompt.encode(), add_bos=not result.added_special,
+                                     special=True)
+        return self.llm.tokenize(job.prompt.encode(), add_bos=True, special=False)
+
+    def _run(self, job: Job) -> None:
+        llm = self.llm
+        tokens = self._prompt_tokens(job)
+        job.prompt_tokens = len(tokens)
+        room = self.n_ctx - len(tokens)
+        if room <= 0:
+            raise EngineError(
+                f"This model's maximum context length is {self.n_ctx} tokens, "
+                f"but the prompt has {len(tokens)} tokens.",
+                code="context_length_exceeded", param="messages" if job.messages is not None else "prompt")
+        limit = min(job.max_tokens, room)
+        llm.set_seed(job.seed if job.seed is not None else random.getrandbits(31))
+        # Bytes of a character split across tokens wait here until the character is whole.
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopFilter(job.stop)
+        finish = "length"
+        generated = 0
+        if limit > 0:
+            for token in llm.generate(tokens, temp=job.temperature, top_p=job.top_p, reset=True):
+                if token in self.stop_ids:
+                    finish = "stop"
+                    break
+                generated += 1
+                text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
+                if text:
+                    job.on_token(text)
+                if stopped:
+                    finish = "stop"
+                    break
+                if generated >= limit:
+                    break
+                if job.is_cancelled():
+                    finish = "cancelled"
+                    break
+        if finish != "stop":
+            rest, _ = stops.feed(decoder.decode(b"", final=True))
+            rest += stops.flush()
+            if rest:
+                job.on_token(rest)
+        job.completion_tokens = generated
+        job.finish_reason = finish
+
+
+_engines: dict[tuple, Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(*, digest: str, path: Path, load: dict, architecture: str, chat_template: str) -> Engine:
+    """The process's engine for this file and load parameters, loading it on first use."""
+    key = (digest, tuple(sorted(load.items())))
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            if not path.exists():
+                raise EngineError(f"model file {path.name} is missing from the blob store",
+                                  code="model_unavailable", status=503, type="server_error")
+            log.info("loading %s with %s", path.name, load)
+            try:
+                engine = Engine(path=path, architecture=architecture, chat_template=chat_template, **load)
+            except ValueError as exc:
+                raise EngineError(f"the model could not be loaded: {exc}", code="model_unavailable",
+                                  status=503, type="server_error") from exc
+            _engines[key] = engine
+    return engine

@@ -1,0 +1,56 @@
+"""OpenAI's error object, for every error the API returns."""
+
+import json
+
+from django.http import JsonResponse
+from rest_framework import exceptions
+from rest_framework.views import exception_handler
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, *, code: str | None = None, param: str | None = None,
+                 type: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.code, self.param = status, message, code, param
+        self.type = type or ("invalid_request_error" if status < 500 else "server_error")
+        self.headers = headers or {}
+
+    @classmethod
+    def from_dict(cls, error: dict) -> "ApiError":
+        return cls(error.get("status", 500), error["message"], code=error.get("code"),
+                   param=error.get("param"), type=error.get("type"))
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+    def response(self) -> JsonResponse:
+        response = JsonResponse(self.body(), status=self.status)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+    def sse(self) -> bytes:
+        return f"data: {json.dumps(self.body())}\n\n".encode()
+
+
+def invalid_key(message: str) -> ApiError:
+    return ApiError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def openai_exception_handler(exc, context):
+    """DRF's errors in OpenAI's shape."""
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        code, kind = "invalid_api_key", "invalid_request_error"
+        response.status_code = 401
+    elif isinstance(exc, exceptions.NotFound):
+        code, kind = "not_found", "invalid_request_error"
+    elif isinstance(exc, exceptions.PermissionDenied):
+        code, kind = "permission_denied", "invalid_request_error"
+    else:
+        code, kind = getattr(exc, "default_code", None), "invalid_request_error"
+    detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+    response.data = {"error": {"message": str(detail), "type": kind, "param": None, "code": code}}
+    return response

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Creates .venv with everything Lanthorn needs. Idempotent; `make run` and `make test` call it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "Installing Debian packages: $*"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  else
+    echo "Please install: $* (Debian/Ubuntu: sudo apt-get install $*)" >&2
+    exit 1
+  fi
+}
+
+python=$(command -v python3.11 || command -v python3 || true)
+[ -n "$python" ] || apt_install python3 python3-venv
+python=$(command -v python3.11 || command -v python3)
+"$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "Lanthorn needs Python 3.11 or newer; $python is older" >&2; exit 1; }
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv 2>/dev/null || { rm -rf .venv; apt_install python3-venv; "$python" -m venv .venv; }
+fi
+command -v g++ >/dev/null && command -v make >/dev/null || apt_install build-essential
+
+.venv/bin/python -m pip install -q --upgrade pip
+scripts/install-llama-cpp.sh .venv
+.venv/bin/python -m pip install -q -r requirements.txt
+.venv/bin/python -m pip install -q --no-deps -e .

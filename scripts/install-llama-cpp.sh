@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds llama-cpp-python from source with CPU flags read from /proc/cpuinfo.
+#
+# A default build turns on the ggml AMX kernels, which crash inside llama_decode on
+# some server CPUs, and GGML_NATIVE builds for the build machine only. We build
+# portable code and enable each x86 extension only where this CPU has it.
+# pip's wheel cache ignores CMAKE_ARGS, so we build with --no-cache-dir and keep our
+# own wheel cache keyed by version and flags.
+set -euo pipefail
+
+venv=${1:-.venv}
+version=$(sed -n 's/^llama-cpp-python==//p' requirements.txt)
+[ -n "$version" ] || { echo "llama-cpp-python is not pinned in requirements.txt" >&2; exit 1; }
+
+flags="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+has() { [[ "$cpu_flags" == *" $1 "* ]]; }
+for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx512f:AVX512; do
+  if has "${pair%%:*}"; then flags="$flags -DGGML_${pair##*:}=ON"; else flags="$flags -DGGML_${pair##*:}=OFF"; fi
+done
+
+stamp="$venv/.llama-cpp-python"
+wanted="$version $flags"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
+  exit 0
+fi
+
+key=$(printf '%s' "$wanted" | sha256sum | cut -c1-16)
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/lanthorn/wheels/$key"
+if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "Building llama-cpp-python $version from source (a few minutes) with: $flags"
+  mkdir -p "$cache.tmp"
+  CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
+    "$venv/bin/pip" wheel --no-cache-dir --no-deps -w "$cache.tmp" "llama-cpp-python==$version"
+  rm -rf "$cache" && mv "$cache.tmp" "$cache"
+fi
+"$venv/bin/pip" install --no-cache-dir --force-reinstall --no-deps "$cache"/llama_cpp_python-*.whl
+"$venv/bin/pip" install "llama-cpp-python==$version"   # its pure-Python dependencies
+echo "$wanted" > "$stamp"

@@ -1,0 +1,100 @@
+"""The real stack, started once per test session for the tests that ask for `stack`:
+a Redis (REDIS_URL, else a private redis-server), a Celery worker process with the
+default model loaded, and the ASGI server (uvicorn), all on the test database.
+"""
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from lanthorn import processes, redis_server
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@dataclass
+class Stack:
+    url: str
+    redis_url: str
+    env: dict
+    worker: subprocess.Popen | None = None
+    server: subprocess.Popen | None = None
+
+    def start_worker(self) -> None:
+        from inference.services import live_workers
+
+        self.worker = processes.start_worker(env=self.env, loglevel="WARNING")
+
+        deadline = time.monotonic() + 60
+        while not live_workers():
+            if self.worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Celery worker did not start")
+            time.sleep(0.1)
+
+    def kill_worker(self) -> None:
+        processes.kill(self.worker)
+
+    def stop(self) -> None:
+        processes.stop([p for p in (self.worker, self.server) if p])
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup, django_db_blocker):
+    procs = []
+    redis_url = os.environ.get("REDIS_URL")
+    if not redis_url:
+        proc, redis_url = redis_server.start_private(Path(settings.LANTHORN_HOME) / "test-redis")
+        procs.append(proc)
+    # This process talks to the same Redis (worker heartbeats).
+    settings.REDIS_URL = redis_url
+    from inference.services import redis_client
+
+    redis_client.cache_clear()
+    with django_db_blocker.unblock():
+        from registry.services import install_default_model
+
+        install_default_model()
+        env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": redis_url,
+               "LANTHORN_HOME": str(settings.LANTHORN_HOME), "LANTHORN_HEARTBEAT_TTL": "3",
+               "PYTHONUNBUFFERED": "1"}
+        port = redis_server.free_port()
+        stack = Stack(url=f"http://127.0.0.1:{port}", redis_url=redis_url, env=env)
+        try:
+            stack.start_worker()
+            stack.server = processes.start_server(host="127.0.0.1", port=port, env=env)
+            processes.wait_healthy(stack.url, [stack.worker, stack.server], timeout=60)
+            yield stack
+        finally:
+            stack.stop()
+            processes.stop(procs)
+
+
+@pytest.fixture
+def default_model(stack, transactional_db):
+    """The default model's rows (each transactional test starts from empty tables)."""
+    from registry.models import Model
+    from registry.services import install_default_model
+
+    install_default_model()
+    return Model.objects.get(name="gemma3-270m")
+
+
+@pytest.fixture
+def api(stack, default_model, member_key):
+    """An httpx client for the API, authenticated as the member."""
+    with httpx.Client(base_url=stack.url, timeout=120,
+                      headers={"Authorization": f"Bearer {member_key.raw}"}) as client:
+        yield client
