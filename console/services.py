@@ -2,6 +2,7 @@
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -10,6 +11,7 @@ from django.utils import timezone
 from console.models import ApiKey, UsageRecord, hash_key
 
 KEY_PREFIX = "lt-"
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class InvalidKey(Exception):
@@ -41,7 +43,10 @@ def authenticate_key(*, raw: str) -> ApiKey:
         raise InvalidKey("Incorrect API key provided.")
     if not key.is_active:
         raise InvalidKey("This API key has been revoked.")
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
+        # A write per request would cost every request a database write; a minute is precise enough.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key
 
 

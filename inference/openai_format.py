@@ -11,6 +11,10 @@ def sse(obj: dict) -> bytes:
 DONE = b"data: [DONE]\n\n"
 
 
+def json_bytes(obj: dict) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 @dataclass
 class Formatter:
     kind: str  # "chat" or "completion"

@@ -18,7 +18,7 @@ from console import services as console_services
 from console.models import ApiKey
 from inference.engine import EngineError, Job, get_engine
 from inference.errors import ApiError, invalid_key
-from inference.publisher import publisher
+from inference.publisher import Stream
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, first_error
 from registry.models import Model, ModelVersion
 
@@ -103,7 +103,8 @@ def start_request(*, call: ApiCall, kind: str, authorization: str, body: bytes, 
     else:
         job["prompt"] = params["prompt"]
     generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
-                             version_id=version.id, model=model.name, job=job, enqueued_at=time.time())
+                             version_id=version.id, load=model.load_config(), model=model.name, job=job,
+                             enqueued_at=time.time())
     options = params.get("stream_options") or {}
     return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
 
@@ -145,6 +146,13 @@ def beat(*, worker: str) -> None:
     redis_client().set(WORKER_KEY.format(worker), int(time.time()), ex=settings.LANTHORN_HEARTBEAT_TTL)
 
 
+def worker_alive(*, worker: str | None) -> bool:
+    """Whether this worker (any worker, for None) sent a heartbeat lately."""
+    if worker is None:
+        return bool(live_workers())
+    return bool(redis_client().exists(WORKER_KEY.format(worker)))
+
+
 def live_workers() -> list[str]:
     prefix = WORKER_KEY.format("")
     return [k.decode()[len(prefix):] for k in redis_client().scan_iter(match=prefix + "*")]
@@ -163,23 +171,36 @@ def _cancel_check(request_id: str, every: float = 0.2):
     return is_cancelled
 
 
-def load_engine(*, version: ModelVersion):
-    return get_engine(digest=version.digest, path=version.path, load=version.model.load_config(),
+def load_engine(*, version: ModelVersion, load: dict):
+    return get_engine(digest=version.digest, path=version.path, load=load,
                       architecture=version.architecture, chat_template=version.chat_template)
 
 
-def run_generation(*, request_id: str, reply_channel: str, version_id: int, job: dict,
+_versions: dict[int, ModelVersion] = {}
+
+
+def _version(version_id: int) -> ModelVersion | None:
+    """Versions never change once written, so a worker reads each from the database once."""
+    if version_id not in _versions:
+        version = ModelVersion.objects.filter(pk=version_id).first()
+        if version is None:
+            return None
+        _versions[version_id] = version
+    return _versions[version_id]
+
+
+def run_generation(*, request_id: str, reply_channel: str, version_id: int, load: dict, job: dict,
                    enqueued_at: float) -> None:
     """Generates one answer with the loaded model, sending each piece of text to `reply_channel`."""
     if time.time() - enqueued_at > settings.LANTHORN_WORKER_TIMEOUT:
         return  # its client gave up long ago (a task redelivered after a worker died, say)
-    stream = publisher().stream(reply_channel)
+    stream = Stream(reply_channel)
     stream.event("inference.started", worker=worker_name())
     try:
-        version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
+        version = _version(version_id)
         if version is None:
             raise EngineError("That model version was removed.", code="model_not_found", status=404)
-        engine = load_engine(version=version)
+        engine = load_engine(version=version, load=load)
         work = engine.submit(Job(**job, on_token=stream.token, is_cancelled=_cancel_check(request_id)))
         work.done.wait()
         if work.error:
@@ -192,15 +213,13 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, job:
         stream.event("inference.error", error=EngineError(
             f"the worker failed: {exc}", code="server_error", status=500, type="server_error").as_dict())
         raise
-    finally:
-        stream.wait_sent()
 
 
 def preload_models() -> None:
     """Loads every active model that this worker serves, so no request waits for a load."""
     for model in Model.objects.select_related("active_version").filter(active_version__isnull=False):
         try:
-            load_engine(version=model.active_version)
+            load_engine(version=model.active_version, load=model.load_config())
         except EngineError as exc:
             import logging
 

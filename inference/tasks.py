@@ -4,8 +4,8 @@ from inference import services
 
 
 @shared_task(name="inference.generate", ignore_result=True)
-def generate(*, request_id: str, reply_channel: str, version_id: int, model: str, job: dict,
+def generate(*, request_id: str, reply_channel: str, version_id: int, load: dict, model: str, job: dict,
              enqueued_at: float) -> None:
     """Runs on the model's queue (see lanthorn.celery.route_by_model)."""
     services.run_generation(request_id=request_id, reply_channel=reply_channel,
-                            version_id=version_id, job=job, enqueued_at=enqueued_at)
+                            version_id=version_id, load=load, job=job, enqueued_at=enqueued_at)

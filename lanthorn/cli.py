@@ -27,6 +27,13 @@ def cmd_run(args) -> None:
     launcher.main()
 
 
+def cmd_setup(args) -> None:
+    from lanthorn.launcher import setup
+
+    password = setup()
+    print(f"Admin login: admin / {password}" if password else "Set up; the admin user exists already.")
+
+
 def cmd_worker(args) -> None:
     from registry.models import Model
 
@@ -103,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lanthorn", description="Lanthorn, a self-hosted LLM server.")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="set up and run server, worker and Redis").set_defaults(func=cmd_run, django=False)
+    sub.add_parser("setup", help="migrate, create the admin user, install the default model").set_defaults(func=cmd_setup)
     w = sub.add_parser("worker", help="run an inference worker")
     w.add_argument("--concurrency", type=int, default=4)
     w.add_argument("--loglevel", default="INFO")

@@ -50,6 +50,21 @@ def _redis(children: list, home: Path) -> str:
     return url
 
 
+def setup() -> str | None:
+    """Migrate, create the admin once and install the default model once (Django set up).
+    Returns the admin password when it was just made."""
+    from django.core.management import call_command
+
+    from console.services import ensure_admin
+    from registry.services import install_default_model
+
+    call_command("migrate", interactive=False, verbosity=0)
+    password = ensure_admin(password=os.environ.get("LANTHORN_ADMIN_PASSWORD") or None)
+    if install_default_model():
+        print("Installed the default model gemma3-270m (Gemma 3 270M Q4_K_M)", flush=True)
+    return password
+
+
 def main() -> None:
     host = os.environ.get("LANTHORN_HOST", "127.0.0.1")
     try:
@@ -67,15 +82,7 @@ def main() -> None:
         import django
 
         django.setup()
-        from django.core.management import call_command
-
-        from console.services import ensure_admin
-        from registry.services import install_default_model
-
-        call_command("migrate", interactive=False, verbosity=0)
-        password = ensure_admin(password=os.environ.get("LANTHORN_ADMIN_PASSWORD") or None)
-        if install_default_model():
-            print("Installed the default model gemma3-270m (Gemma 3 270M Q4_K_M)", flush=True)
+        password = setup()
         children.append(processes.start_worker())
         children.append(processes.start_server(host=host, port=port))
         url = f"http://{host}:{port}"

@@ -47,12 +47,12 @@ def kill(proc: subprocess.Popen) -> None:
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
+    """Stops the processes one by one, the last started first (Redis, started first, goes last)."""
     for proc in reversed(procs):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-    for proc in reversed(procs):
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

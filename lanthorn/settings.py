@@ -72,7 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -107,7 +107,6 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The server, the worker and the CLI share one file: WAL lets them read while one writes.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
@@ -131,15 +130,19 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = LANTHORN_HOME / "static"
-WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step
+SERVESTATIC_USE_FINDERS = True  # serve static files without a collectstatic step
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Redis carries the Celery queues, the channel layer and the worker heartbeats.
 REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
 
+# Redis pub/sub: a message costs one PUBLISH and one read, which matters when every few tokens
+# of an answer cross the layer (the core layer spends several Redis commands per message).
+# A server subscribes to a request's channel before it enqueues the request.
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
     }
 }
 
@@ -165,7 +168,6 @@ REST_FRAMEWORK = {
 LANTHORN_WORKER_TIMEOUT = envfloat("LANTHORN_WORKER_TIMEOUT", "120")
 # Seconds after which a worker that stopped sending heartbeats counts as dead.
 LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "15")
-LANTHORN_DEFAULT_MODEL = os.getenv("LANTHORN_DEFAULT_MODEL", "gemma3-270m")
 
 LOGGING = {
     "version": 1,

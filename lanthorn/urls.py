@@ -6,8 +6,6 @@ from console import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
-    path("v1/chat/completions", inference_views.chat_completions, name="chat-completions"),
-    path("v1/completions", inference_views.completions, name="completions"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     path("admin/", admin.site.urls),
     path("", include("console.urls")),
