@@ -50,6 +50,10 @@ def _redis(children: list, home: Path) -> str:
     return url
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def setup() -> str | None:
     """Migrate, create the admin once and install the default model once (Django set up).
     Returns the admin password when it was just made."""
@@ -75,7 +79,8 @@ def main() -> None:
         sys.exit(f"Port {port} on {host} is already in use: set LANTHORN_PORT to a free port.")
     home = Path(os.environ.get("LANTHORN_HOME", BASE_DIR / "var")).resolve()
     children: list[subprocess.Popen] = []
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even where a shell ignored it
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         os.environ["REDIS_URL"] = _redis(children, home)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")

@@ -34,6 +34,6 @@ if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     "$venv/bin/pip" wheel --no-cache-dir --no-deps -w "$cache.tmp" "llama-cpp-python==$version"
   rm -rf "$cache" && mv "$cache.tmp" "$cache"
 fi
-"$venv/bin/pip" install --no-cache-dir --force-reinstall --no-deps "$cache"/llama_cpp_python-*.whl
-"$venv/bin/pip" install "llama-cpp-python==$version"   # its pure-Python dependencies
+"$venv/bin/pip" install -q --no-cache-dir --force-reinstall --no-deps "$cache"/llama_cpp_python-*.whl
+"$venv/bin/pip" install -q "llama-cpp-python==$version"   # its pure-Python dependencies
 echo "$wanted" > "$stamp"
