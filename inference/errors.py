@@ -2,7 +2,6 @@
 
 import json
 
-from django.http import JsonResponse
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
 
@@ -22,12 +21,6 @@ class ApiError(Exception):
 
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def response(self) -> JsonResponse:
-        response = JsonResponse(self.body(), status=self.status)
-        for name, value in self.headers.items():
-            response[name] = value
-        return response
 
     def sse(self) -> bytes:
         return f"data: {json.dumps(self.body())}\n\n".encode()
