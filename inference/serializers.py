@@ -104,22 +104,18 @@ class CompletionSerializer(SamplingSerializer):
     echo = StrictBooleanField(required=False, default=False)
 
 
-def first_error(errors) -> tuple[str, str]:
-    """The (param, message) of a serializer's first error, with nested fields as `messages.0.role`."""
+def first_error(errors) -> tuple[str | None, str]:
+    """The (param, message) of a serializer's first error; nested fields read `messages.0.role`."""
     path = []
-    while isinstance(errors, (dict, list)):
+    while not isinstance(errors, str):  # DRF's ErrorDetail is a str
         if isinstance(errors, dict):
-            key = next(iter(errors))
+            key, errors = next(iter(errors.items()))
             if key != "non_field_errors":
                 path.append(str(key))
-            errors = errors[key]
-        else:
-            index = next((i for i, e in enumerate(errors) if e), 0)
-            if errors and isinstance(errors[index], (dict, list)) and not isinstance(errors[index], str):
-                if isinstance(errors[index], dict):
-                    path.append(str(index))
-                errors = errors[index]
-            else:
-                errors = errors[index] if errors else ""
+        else:  # a list: of messages, or of one error dict per item (empty for valid items)
+            index = next(i for i, e in enumerate(errors) if e)
+            if isinstance(errors[index], dict):
+                path.append(str(index))
+            errors = errors[index]
     param = ".".join(path) or None
     return param, f"{param}: {errors}" if param else str(errors)

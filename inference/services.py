@@ -5,6 +5,8 @@ ASGI process; `run_generation` runs in a worker, where the model is loaded.
 """
 
 import json
+import logging
+import os
 import socket
 import time
 import uuid
@@ -21,6 +23,8 @@ from inference.errors import ApiError, invalid_key
 from inference.publisher import Stream
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, first_error
 from registry.models import Model, ModelVersion
+
+log = logging.getLogger(__name__)
 
 CANCEL_KEY = "lanthorn:cancel:{}"
 WORKER_KEY = "lanthorn:worker:{}"
@@ -138,7 +142,7 @@ def finish_request(*, call: ApiCall) -> None:
 # Worker side.
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{__import__('os').getpid()}"
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def beat(*, worker: str) -> None:
@@ -221,6 +225,4 @@ def preload_models() -> None:
         try:
             load_engine(version=model.active_version, load=model.load_config())
         except EngineError as exc:
-            import logging
-
-            logging.getLogger(__name__).error("could not load %s: %s", model.name, exc.message)
+            log.error("could not load %s: %s", model.name, exc.message)

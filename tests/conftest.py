@@ -6,7 +6,6 @@ that ask for it.
 """
 
 import pytest
-from django.contrib.auth import get_user_model
 
 from console.services import create_api_key
 

@@ -4,6 +4,7 @@ default model loaded, and the ASGI server (uvicorn), all on the test database.
 """
 
 import os
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -34,12 +35,13 @@ class Stack:
     server: subprocess.Popen | None = None
 
     def start_worker(self) -> None:
-        from inference.services import live_workers
+        """Starts a worker and waits for its own heartbeat (a killed one's lingers a few seconds)."""
+        from inference.services import worker_alive
 
         self.worker = processes.start_worker(env=self.env, loglevel="WARNING")
-
+        name = f"{socket.gethostname()}:{self.worker.pid}"  # `lanthorn worker` execs Celery in place
         deadline = time.monotonic() + 60
-        while not live_workers():
+        while not worker_alive(worker=name):
             if self.worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Celery worker did not start")
             time.sleep(0.1)

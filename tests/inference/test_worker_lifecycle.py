@@ -2,7 +2,6 @@
 
 import time
 
-import httpx
 import pytest
 
 from console.models import UsageRecord
