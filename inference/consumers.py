@@ -15,9 +15,11 @@ none of them (sessions, CSRF, messages) applies to API-key requests.
 import asyncio
 import time
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from inference import openai_format, services
@@ -26,8 +28,9 @@ from inference.errors import ApiError
 # A pool of threads keeps its database connections across requests.
 start_request = database_sync_to_async(services.start_request, thread_sensitive=False)
 finish_request = database_sync_to_async(services.finish_request, thread_sensitive=False)
-cancel_request = database_sync_to_async(services.cancel_request, thread_sensitive=False)
-worker_alive = database_sync_to_async(services.worker_alive, thread_sensitive=False)
+# These two only talk to Redis.
+cancel_request = sync_to_async(services.cancel_request, thread_sensitive=False)
+worker_alive = sync_to_async(services.worker_alive, thread_sensitive=False)
 
 WATCH_INTERVAL = 2.0  # seconds between checks that a worker is still there
 
@@ -44,13 +47,16 @@ class CompletionConsumer(AsyncHttpConsumer):
     async def __call__(self, scope, receive, send):
         # The pub/sub layer's reader naps 0.1 s at a time while its process has no subscription;
         # a channel that stays subscribed keeps it awake for the first request after a quiet spell.
-        from channels.layers import get_channel_layer
-
         layer = get_channel_layer()
         if layer not in _anchored:
             _anchored.add(layer)
             await layer.new_channel(prefix="anchor.")
-        await super().__call__(scope, receive, send)
+        self.watchdog = None
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.watchdog:  # however the request ended: done, failed or disconnected
+                self.watchdog.cancel()
 
     async def dispatch(self, message):
         # Channels closes stale database connections before every message, a thread hop per
@@ -126,7 +132,6 @@ class CompletionConsumer(AsyncHttpConsumer):
         call.finish_reason = message["finish_reason"]
         usage = openai_format.usage(call.prompt_tokens, call.completion_tokens)
         self.finished = True
-        self.watchdog.cancel()
         await finish_request(call=call)  # before the last byte, so a client that sees it sees the row
         if self.prepared.stream:
             if not self.started_response:
@@ -154,8 +159,6 @@ class CompletionConsumer(AsyncHttpConsumer):
         if self.finished:
             return
         self.finished = True
-        if getattr(self, "watchdog", None):
-            self.watchdog.cancel()
         self.call.fail(error)
         if enqueued:
             await cancel_request(request_id=self.call.request_id)  # no worker should go on with it
@@ -184,6 +187,6 @@ class CompletionConsumer(AsyncHttpConsumer):
             else:
                 continue
             # Through the channel layer, so it queues behind any event already on its way.
-            await self.channel_layer.send(self.channel_name, {"type": "inference.error", "error": {
-                "status": error.status, "message": error.message, "code": error.code, "type": error.type}})
+            await self.channel_layer.send(self.channel_name,
+                                          {"type": "inference.error", "error": error.as_dict()})
             return

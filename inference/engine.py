@@ -19,21 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.chat_templates import template_for
+from inference.errors import ApiError
 
 log = logging.getLogger(__name__)
-
-
-class EngineError(Exception):
-    """A failure that goes back to the client as an OpenAI error object."""
-
-    def __init__(self, message: str, *, code: str, param: str | None = None, status: int = 400,
-                 type: str = "invalid_request_error"):
-        super().__init__(message)
-        self.message, self.code, self.param, self.status, self.type = message, code, param, status, type
-
-    def as_dict(self) -> dict:
-        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code,
-                "status": self.status}
 
 
 @dataclass
@@ -53,7 +41,7 @@ class Job:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = ""
-    error: EngineError | None = None
+    error: ApiError | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -126,12 +114,11 @@ class Engine:
                     job.finish_reason = "cancelled"
                 else:
                     self._run(job)
-            except EngineError as exc:
+            except ApiError as exc:
                 job.error = exc
             except Exception as exc:  # a bug or a broken model must fail the request, not the loop
                 log.exception("generation failed")
-                job.error = EngineError(f"generation failed: {exc}", code="server_error",
-                                        status=500, type="server_error")
+                job.error = ApiError(500, f"generation failed: {exc}", code="server_error")
             finally:
                 job.done.set()
 
@@ -148,8 +135,8 @@ class Engine:
         job.prompt_tokens = len(tokens)
         room = self.n_ctx - len(tokens)
         if room <= 0:
-            raise EngineError(
-                f"This model's maximum context length is {self.n_ctx} tokens, "
+            raise ApiError(
+                400, f"This model's maximum context length is {self.n_ctx} tokens, "
                 f"but the prompt has {len(tokens)} tokens.",
                 code="context_length_exceeded", param="messages" if job.messages is not None else "prompt")
         limit = min(job.max_tokens, room)
@@ -196,13 +183,13 @@ def get_engine(*, digest: str, path: Path, load: dict, architecture: str, chat_t
         engine = _engines.get(key)
         if engine is None:
             if not path.exists():
-                raise EngineError(f"model file {path.name} is missing from the blob store",
-                                  code="model_unavailable", status=503, type="server_error")
+                raise ApiError(503, f"model file {path.name} is missing from the blob store",
+                               code="model_unavailable")
             log.info("loading %s with %s", path.name, load)
             try:
                 engine = Engine(path=path, architecture=architecture, chat_template=chat_template, **load)
             except ValueError as exc:
-                raise EngineError(f"the model could not be loaded: {exc}", code="model_unavailable",
-                                  status=503, type="server_error") from exc
+                raise ApiError(503, f"the model could not be loaded: {exc}",
+                               code="model_unavailable") from exc
             _engines[key] = engine
     return engine

@@ -1,9 +1,9 @@
 """OpenAI's error object, for every error the API returns."""
 
-import json
-
 from rest_framework import exceptions
 from rest_framework.views import exception_handler
+
+from inference.openai_format import sse
 
 
 class ApiError(Exception):
@@ -22,8 +22,13 @@ class ApiError(Exception):
     def body(self) -> dict:
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
+    def as_dict(self) -> dict:
+        """The error as an event carries it (see from_dict)."""
+        return {"status": self.status, "message": self.message, "code": self.code, "param": self.param,
+                "type": self.type}
+
     def sse(self) -> bytes:
-        return f"data: {json.dumps(self.body())}\n\n".encode()
+        return sse(self.body())
 
 
 def invalid_key(message: str) -> ApiError:

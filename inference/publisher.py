@@ -15,7 +15,6 @@ from functools import cache
 
 from channels.layers import get_channel_layer
 
-FINAL_EVENTS = ("inference.done", "inference.error")
 BATCH_INTERVAL = 0.05
 
 

@@ -18,7 +18,7 @@ from django.conf import settings
 
 from console import services as console_services
 from console.models import ApiKey
-from inference.engine import EngineError, Job, get_engine
+from inference.engine import Job, get_engine
 from inference.errors import ApiError, invalid_key
 from inference.publisher import Stream
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, first_error
@@ -203,7 +203,7 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
     try:
         version = _version(version_id)
         if version is None:
-            raise EngineError("That model version was removed.", code="model_not_found", status=404)
+            raise ApiError(404, "That model version was removed.", code="model_not_found")
         engine = load_engine(version=version, load=load)
         work = engine.submit(Job(**job, on_token=stream.token, is_cancelled=_cancel_check(request_id)))
         work.done.wait()
@@ -211,11 +211,11 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
             raise work.error
         stream.event("inference.done", finish_reason=work.finish_reason,
                      prompt_tokens=work.prompt_tokens, completion_tokens=work.completion_tokens)
-    except EngineError as exc:
+    except ApiError as exc:
         stream.event("inference.error", error=exc.as_dict())
     except Exception as exc:
-        stream.event("inference.error", error=EngineError(
-            f"the worker failed: {exc}", code="server_error", status=500, type="server_error").as_dict())
+        stream.event("inference.error",
+                     error=ApiError(500, f"the worker failed: {exc}", code="server_error").as_dict())
         raise
 
 
@@ -224,5 +224,5 @@ def preload_models() -> None:
     for model in Model.objects.select_related("active_version").filter(active_version__isnull=False):
         try:
             load_engine(version=model.active_version, load=model.load_config())
-        except EngineError as exc:
+        except ApiError as exc:
             log.error("could not load %s: %s", model.name, exc.message)
