@@ -18,6 +18,7 @@ test: setup
 
 bench: setup
 	$(VENV)/bin/python bench/stream_overhead.py
+	$(VENV)/bin/python bench/delta_pull.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,7 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from console import views
+from console import model_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -10,4 +10,15 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("keys/", views.key_create, name="key-create"),
     path("keys/<int:pk>/revoke/", views.key_revoke, name="key-revoke"),
+    # The model registry.
+    path("models/", model_views.models_page, name="models"),
+    path("models/pull/", model_views.pull_create, name="pull-create"),
+    path("models/pulls/<uuid:pull_id>/", model_views.pull_detail, name="pull-detail"),
+    path("models/<str:name>/config/", model_views.config_save, name="model-config"),
+    path("models/<str:name>/config.json", model_views.config_export, name="model-config-export"),
+    path("models/<str:name>/config/import/", model_views.config_import, name="model-config-import"),
+    path("models/<str:name>/versions/<int:number>/activate/", model_views.version_activate,
+         name="version-activate"),
+    path("models/<str:name>/versions/<int:number>/check/", model_views.version_check, name="version-check"),
+    path("models/<str:name>/versions/<int:number>/remove/", model_views.version_remove, name="version-remove"),
 ]

@@ -106,9 +106,17 @@ class Engine:
         self._jobs.put(job)
         return job
 
+    def retire(self) -> None:
+        """Closes the model once the jobs already queued have finished (a newer version took over)."""
+        self._jobs.put(None)
+
     def _loop(self) -> None:
         while True:
             job = self._jobs.get()
+            if job is None:
+                log.info("unloading %s", self.llm.model_path)
+                self.llm.close()
+                return
             try:
                 if job.is_cancelled():
                     job.finish_reason = "cancelled"
@@ -173,13 +181,22 @@ class Engine:
 
 
 _engines: dict[tuple, Engine] = {}
+_current: dict[str, tuple] = {}  # model name → key of the engine serving its active version
 _engines_lock = threading.Lock()
 
 
-def get_engine(*, digest: str, path: Path, load: dict, architecture: str, chat_template: str) -> Engine:
-    """The process's engine for this file and load parameters, loading it on first use."""
+def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture: str,
+               chat_template: str) -> Engine:
+    """The process's engine for this file and load parameters, loading it on first use. When a
+    model moves to another version (or other load parameters), its previous engine finishes the
+    requests it has and is unloaded."""
     key = (digest, tuple(sorted(load.items())))
     with _engines_lock:
+        previous = _current.get(model)
+        if previous != key:
+            _current[model] = key
+            if previous in _engines and previous not in _current.values():
+                _engines.pop(previous).retire()
         engine = _engines.get(key)
         if engine is None:
             if not path.exists():

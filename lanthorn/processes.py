@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -23,8 +24,10 @@ def start_server(*, host: str, port: int, env: dict | None = None) -> subprocess
         cwd=BASE_DIR, env=env, start_new_session=True)
 
 
-def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120) -> None:
-    """Waits until GET url/healthz answers 200; RuntimeError if a process dies or time runs out."""
+def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120, *,
+                 need_worker: bool = True) -> None:
+    """Waits until GET url/healthz answers 200 (any answer, without `need_worker`: a server with
+    no worker answers 503); RuntimeError if a process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in procs:
@@ -34,6 +37,9 @@ def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120) 
             with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError:
+            if not need_worker:
+                return
         except OSError:
             pass
         time.sleep(0.2)

