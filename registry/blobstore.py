@@ -164,6 +164,17 @@ def remove_blob(digest: str) -> int:
     return size
 
 
+def remove_old_records(*, older_than: float = 24 * 3600) -> None:
+    """Deletes the `.done` notes of downloads that finished long ago (see sources._shared)."""
+    cutoff = time.time() - older_than
+    for record in partial_dir().glob("*.done"):
+        try:
+            if record.stat().st_mtime < cutoff:
+                record.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def free_bytes() -> int:
     return shutil.disk_usage(blobs_dir()).free
 

@@ -159,12 +159,14 @@ def remove(*, name: str, number: int | None = None, force: bool = False) -> dict
 
 
 def collect_garbage() -> dict:
-    """Deletes blobs that no version refers to."""
+    """Deletes blobs that no version refers to, and old records of finished downloads.
+    Partial downloads stay: they are what a pull resumes from."""
     wanted = set(ModelVersion.objects.values_list("digest", flat=True))
     freed, blobs = 0, 0
     for digest in blobstore.stored_digests() - wanted:
         freed += blobstore.remove_blob(digest)
         blobs += 1
+    blobstore.remove_old_records()
     return {"blobs_deleted": blobs, "bytes_freed": freed}
 
 

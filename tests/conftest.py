@@ -16,9 +16,14 @@ pytest_plugins = ["tests.stack", "tests.registry.fileserver"]
 
 
 def pytest_configure(config):
-    """A test database deleted while its SQLite WAL files stayed (a killed run) makes the next
-    one fail with "disk I/O error": remove such leftovers."""
+    """The tests keep their blobs in a home of their own, never among the models of the
+    installation they run in (a test that garbage-collects would delete those). And a test
+    database deleted while its SQLite WAL files stayed (a killed run) makes the next one fail
+    with "disk I/O error": remove such leftovers."""
     from django.conf import settings
+
+    settings.LANTHORN_HOME = Path(settings.LANTHORN_HOME) / "test-home"
+    settings.LANTHORN_HOME.mkdir(parents=True, exist_ok=True)
 
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
     if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and not Path(name).exists():
