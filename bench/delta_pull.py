@@ -76,6 +76,7 @@ def main() -> None:
             fresh = work / f"fresh-{run}"
             settings.LANTHORN_HOME = fresh
             full_time, full = pull(f"full-{run}")
+            services.remove(name=f"full-{run}", force=True)  # so the next differential run starts as this one
             shutil.rmtree(fresh)
             size = diff.version.size
             rows.append((diff.transferred_bytes, size, diff_time, full.transferred_bytes, full_time))
