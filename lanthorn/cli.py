@@ -223,8 +223,11 @@ def cmd_rm(args) -> None:
 
     name, number = services.parse_ref(args.ref)
     result = services.remove(name=name, number=number, force=args.force)
-    print(f"Removed {result['removed']}; deleted {result['blobs_deleted']} unused blobs "
-          f"({_size(result['bytes_freed'])}).")
+    if result["postponed"]:
+        print(f"Removed {result['removed']}; a pull is running, so unused blobs stay until `lanthorn gc`.")
+    else:
+        print(f"Removed {result['removed']}; deleted {result['blobs_deleted']} unused blobs "
+              f"({_size(result['bytes_freed'])}).")
 
 
 def cmd_rollback(args) -> None:
@@ -290,6 +293,8 @@ def cmd_gc(args) -> None:
     from registry import services
 
     result = services.collect_garbage()
+    if result["postponed"]:
+        raise CommandError("a pull is running: run `lanthorn gc` again when it has finished")
     print(f"Deleted {result['blobs_deleted']} unused blobs ({_size(result['bytes_freed'])}).")
 
 

@@ -120,6 +120,33 @@ def locked(partial: Path, *, on_wait: Callable[[], None] | None = None, poll: fl
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def storing() -> Iterator[None]:
+    """Held (shared) by each pull from its first byte until its version is recorded, so that
+    garbage collection never deletes a blob that a version is about to refer to."""
+    with open(blobs_dir() / ".gc.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def collecting() -> Iterator[bool]:
+    """Yields whether garbage collection may run now: False while a pull is storing a file."""
+    with open(blobs_dir() / ".gc.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def read_sidecar(partial: Path) -> dict:
     try:
         return json.loads(partial.with_name(partial.name + ".json").read_text())

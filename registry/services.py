@@ -160,14 +160,17 @@ def remove(*, name: str, number: int | None = None, force: bool = False) -> dict
 
 def collect_garbage() -> dict:
     """Deletes blobs that no version refers to, and old records of finished downloads.
-    Partial downloads stay: they are what a pull resumes from."""
-    wanted = set(ModelVersion.objects.values_list("digest", flat=True))
+    Partial downloads stay: they are what a pull resumes from. While a pull is running it
+    does nothing (`postponed`): the blob that pull stores has no version yet."""
     freed, blobs = 0, 0
-    for digest in blobstore.stored_digests() - wanted:
-        freed += blobstore.remove_blob(digest)
-        blobs += 1
-    blobstore.remove_old_records()
-    return {"blobs_deleted": blobs, "bytes_freed": freed}
+    with blobstore.collecting() as allowed:
+        if allowed:
+            wanted = set(ModelVersion.objects.values_list("digest", flat=True))
+            for digest in blobstore.stored_digests() - wanted:
+                freed += blobstore.remove_blob(digest)
+                blobs += 1
+            blobstore.remove_old_records()
+    return {"blobs_deleted": blobs, "bytes_freed": freed, "postponed": not allowed}
 
 
 @dataclass
@@ -287,14 +290,15 @@ def run_pull(*, pull_id, remote_key: str = "") -> Pull:
         def finish(partial: Path) -> str:
             return _verify_and_store(partial, expected=source.expected, reporter=reporter)
 
-        digest = source.fetch(reporter, finish, remote_key=remote_key)
-        if getattr(source, "chunks", None) and not blobstore.manifest_path(digest).exists():
-            blobstore.manifest_path(digest).write_text(json.dumps({"digest": digest, "chunks": source.chunks}))
-        reporter.phase("computing the chunk manifest")
-        blobstore.manifest(digest)
-        reporter.phase("writing manifest")
-        version = add_version(name=pull.name, digest=digest, source=source.label, user=pull.requested_by,
-                              model_defaults=source.defaults)
+        with blobstore.storing():
+            digest = source.fetch(reporter, finish, remote_key=remote_key)
+            if getattr(source, "chunks", None) and not blobstore.manifest_path(digest).exists():
+                blobstore.manifest_path(digest).write_text(json.dumps({"digest": digest, "chunks": source.chunks}))
+            reporter.phase("computing the chunk manifest")
+            blobstore.manifest(digest)
+            reporter.phase("writing manifest")
+            version = add_version(name=pull.name, digest=digest, source=source.label, user=pull.requested_by,
+                                  model_defaults=source.defaults)
         _serve(version.model)
         size = version.size
         pull.version, pull.status, pull.phase = version, Pull.DONE, "success"

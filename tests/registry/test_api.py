@@ -224,7 +224,8 @@ def test_an_admin_deletes_an_inactive_version(as_admin, versions):
     response = as_admin.delete("/api/models/tiny/versions/1")
 
     assert response.status_code == 200
-    assert response.json() == {"removed": "tiny:1", "blobs_deleted": 1, "bytes_freed": versions[0].size}
+    assert response.json() == {"removed": "tiny:1", "blobs_deleted": 1, "bytes_freed": versions[0].size,
+                               "postponed": False}
     assert not versions[0].path.exists()
 
 
@@ -243,7 +244,7 @@ def test_deleting_a_serving_model_needs_force(as_admin, versions):
     assert_openai_error(refused, 409, "version_active")
     assert removed.status_code == 200
     assert removed.json() == {"removed": "tiny", "blobs_deleted": 2,
-                              "bytes_freed": versions[0].size + versions[1].size}
+                              "bytes_freed": versions[0].size + versions[1].size, "postponed": False}
     assert not Model.objects.filter(name="tiny").exists()
 
 

@@ -250,7 +250,7 @@ def test_removing_an_inactive_version_deletes_it_and_its_blob(home):
 
     result = services.remove(name="tiny", number=1)
 
-    assert result == {"removed": "tiny:1", "blobs_deleted": 1, "bytes_freed": first.size}
+    assert result == {"removed": "tiny:1", "blobs_deleted": 1, "bytes_freed": first.size, "postponed": False}
     assert list(ModelVersion.objects.values_list("number", flat=True)) == [2]
     assert not first.path.exists()
     assert not blobstore.manifest_path(first.digest).exists()
@@ -313,7 +313,7 @@ def test_collect_garbage_deletes_only_blobs_no_version_refers_to(home):
 
     result = services.collect_garbage()
 
-    assert result == {"blobs_deleted": 1, "bytes_freed": 1000}
+    assert result == {"blobs_deleted": 1, "bytes_freed": 1000, "postponed": False}
     assert not stray.exists()
     assert not blobstore.manifest_path(stray_digest).exists()
     assert kept.path.is_file()
@@ -326,8 +326,21 @@ def test_collect_garbage_leaves_partial_downloads_alone(home):
 
     result = services.collect_garbage()
 
-    assert result == {"blobs_deleted": 0, "bytes_freed": 0}
+    assert result == {"blobs_deleted": 0, "bytes_freed": 0, "postponed": False}
     assert partial.read_bytes() == b"half a file"
+
+
+def test_collect_garbage_waits_while_a_pull_is_storing_a_blob(home):
+    stored = blobstore.blob_path("cd" * 32)
+    stored.write_bytes(b"a blob whose version is not recorded yet")
+
+    with blobstore.storing():  # what run_pull holds from its first byte to its version row
+        result = services.collect_garbage()
+
+    assert result["postponed"] is True
+    assert stored.exists()
+    assert services.collect_garbage()["blobs_deleted"] == 1
+    assert not stored.exists()
 
 
 # Pulling by catalog name.
