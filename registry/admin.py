@@ -1,12 +1,13 @@
 from django.contrib import admin
 
-from registry.models import Model, ModelVersion
+from registry.models import Model, ModelVersion, Pull
 
 
 class VersionInline(admin.TabularInline):
     model = ModelVersion
     extra = 0
-    fields = ["number", "digest", "size", "architecture", "quantization", "source", "created_at"]
+    fields = ["number", "digest", "size", "architecture", "quantization", "source", "created_at", "checked_at",
+              "check_problem"]
     readonly_fields = fields
 
 
@@ -14,3 +15,15 @@ class VersionInline(admin.TabularInline):
 class ModelAdmin(admin.ModelAdmin):
     list_display = ["name", "active_version", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens"]
     inlines = [VersionInline]
+
+
+@admin.register(Pull)
+class PullAdmin(admin.ModelAdmin):
+    """Pulls are a record of what came from where; they are started from the console, the API or the CLI."""
+
+    list_display = ["created_at", "name", "source", "status", "version", "requested_by", "transferred_bytes"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in Pull._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
