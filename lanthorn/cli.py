@@ -144,7 +144,7 @@ def cmd_pull(args) -> None:
         pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
                                    remote_key=args.key or "", enqueue=False)
         # After start_pull: a source it refuses fails with one line on stderr, nothing before it.
-        print("No worker is running: pulling in this process.", file=sys.stderr)
+        print("No worker is running: pulling in this process.")
         threading.Thread(target=services.run_pull, kwargs={"pull_id": pull.pk, "remote_key": args.key or ""},
                          daemon=True).start()
     bar = _Progress(quiet=args.quiet)

@@ -166,5 +166,5 @@ def test_pull_of_a_missing_file_fails(lanthorn, home):
     result = lanthorn("pull", "--quiet", "/nonexistent.gguf")
 
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == "lanthorn: /nonexistent.gguf: no such file"
+    assert result.stderr.strip().splitlines() == ["lanthorn: /nonexistent.gguf: no such file"]
     assert not Model.objects.exists()
