@@ -122,7 +122,8 @@ def cmd_list(args) -> None:
         v = model.active_version
         detail = (f"v{v.number}  {v.digest[:12]}  {_size(v.size):>9}  {v.architecture} {v.quantization}"
                   if v else "no active version")
-        print(f"{model.name:24} {detail}  ({model.versions.count()} versions)")
+        count = model.versions.count()
+        print(f"{model.name:24} {detail}  ({count} version{'s' if count != 1 else ''})")
 
 
 def cmd_pull(args) -> None:
@@ -186,14 +187,18 @@ class _Progress:
                 print(pull.phase, file=sys.stderr)
             else:
                 self.bar.set_description_str(pull.phase[:40])
-        if pull.total_bytes and self.bar is None:
-            self.bar = tqdm(total=pull.total_bytes, unit="B", unit_scale=True, unit_divisor=1000,
-                            file=sys.stderr, desc=(pull.phase or "")[:40], dynamic_ncols=True)
+        if pull.total_bytes and self.bar is None:  # bytes already there (a resume) are not this run's rate
+            self.bar = tqdm(total=pull.total_bytes, initial=pull.done_bytes, unit="B", unit_scale=True,
+                            unit_divisor=1000, file=sys.stderr, desc=(pull.phase or "")[:40], dynamic_ncols=True)
         if self.bar is not None:
             if pull.total_bytes and self.bar.total != pull.total_bytes:
                 self.bar.total = pull.total_bytes
-            self.bar.n = min(pull.done_bytes, self.bar.total or pull.done_bytes)
-            self.bar.refresh()
+            done = min(pull.done_bytes, self.bar.total or pull.done_bytes)
+            if done >= self.bar.n:
+                self.bar.update(done - self.bar.n)
+            else:
+                self.bar.n = done
+                self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:
@@ -222,7 +227,12 @@ def cmd_rm(args) -> None:
     from registry import services
 
     name, number = services.parse_ref(args.ref)
-    result = services.remove(name=name, number=number, force=args.force)
+    try:
+        result = services.remove(name=name, number=number, force=args.force)
+    except services.RegistryError as exc:
+        if exc.code == "version_active" and number is None:
+            raise CommandError(f"{exc.message} with --force") from exc
+        raise
     if result["postponed"]:
         print(f"Removed {result['removed']}; a pull is running, so unused blobs stay until `lanthorn gc`.")
     else:
@@ -248,7 +258,7 @@ def cmd_show(args) -> None:
     if args.json:
         print(json.dumps(info, indent=2))
         return
-    print(f"{model.name}: {model.description}")
+    print(f"{model.name}: {model.description}" if model.description else model.name)
     if model.license:
         print(f"license: {model.license}")
     print("versions:")

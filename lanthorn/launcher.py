@@ -1,6 +1,7 @@
 """`make run`: everything a fresh machine needs, in the foreground; Ctrl-C stops it all.
 
-Redis: REDIS_URL if set, else one on 127.0.0.1:6379, else a private redis-server.
+Redis: REDIS_URL if set, else one on 127.0.0.1:6379 (a database chosen by LANTHORN_HOME),
+else a private redis-server.
 Then migrate, the admin user, the default model, the worker and the ASGI server.
 """
 
@@ -39,8 +40,9 @@ def _redis(children: list, home: Path) -> str:
         if not redis_server.ping(url):
             raise LaunchError(f"REDIS_URL={url} does not answer")
         return url
-    if redis_server.ping("redis://127.0.0.1:6379/0"):
-        return "redis://127.0.0.1:6379/0"
+    url = redis_server.default_url(home)
+    if redis_server.ping(url):
+        return url
     try:
         proc, url = redis_server.start_private(home / "redis")
     except RuntimeError as exc:

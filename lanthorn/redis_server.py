@@ -1,5 +1,6 @@
 """Finding a Redis to talk to, or starting a private one (for `make run` and the tests)."""
 
+import hashlib
 import os
 import shutil
 import socket
@@ -8,6 +9,13 @@ import time
 from pathlib import Path
 
 import redis
+
+
+def default_url(home: Path) -> str:
+    """Redis on 127.0.0.1:6379, in a database (1-15) chosen by LANTHORN_HOME: two installations on
+    one machine sharing that Redis keep their queues, workers and streams apart."""
+    db = 1 + int(hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest(), 16) % 15
+    return f"redis://127.0.0.1:6379/{db}"
 
 
 def ping(url: str) -> bool:

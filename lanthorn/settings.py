@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from lanthorn.redis_server import default_url as default_redis_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -133,8 +135,9 @@ STATIC_ROOT = LANTHORN_HOME / "static"
 SERVESTATIC_USE_FINDERS = True  # serve static files without a collectstatic step
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
-# Redis carries the Celery queues, the channel layer and the worker heartbeats.
-REDIS_URL = os.getenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Redis carries the Celery queues, the channel layer and the worker heartbeats. The default
+# database number comes from LANTHORN_HOME (see lanthorn/redis_server.py).
+REDIS_URL = os.getenv("REDIS_URL") or default_redis_url(LANTHORN_HOME)
 
 # Redis pub/sub: a message costs one PUBLISH and one read, which matters when every few tokens
 # of an answer cross the layer (the core layer spends several Redis commands per message).

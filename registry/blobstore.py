@@ -96,6 +96,7 @@ def verify_and_commit(partial: Path, *, expected: str | None = None,
     digest = sha256_file(partial, progress=progress)
     if expected and digest != expected.lower():
         partial.unlink(missing_ok=True)
+        partial.with_name(partial.name + ".json").unlink(missing_ok=True)
         raise DigestMismatch(f"sha256 mismatch: expected {expected.lower()}, got {digest}")
     commit_partial(partial, digest=digest)
     return digest

@@ -134,6 +134,7 @@ class Pull(models.Model):
     version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
                                      on_delete=models.SET_NULL)
+    worker = models.CharField(max_length=200, blank=True, help_text="the Celery worker running it, if any")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -78,7 +78,7 @@ def add_version(*, name: str, digest: str, source: str, user=None, model_default
 def get_model(*, name: str) -> Model:
     model = Model.objects.select_related("active_version").filter(name=name).first()
     if model is None:
-        raise RegistryError(f"no model named '{name}' (`lanthorn list` shows them)", code="model_not_found",
+        raise RegistryError(f"no model named '{name}'", code="model_not_found",
                             status=404, param="name")
     return model
 
@@ -151,7 +151,7 @@ def remove(*, name: str, number: int | None = None, force: bool = False) -> dict
         model = get_model(name=name)
         if model.active_version_id and not force:
             raise RegistryError(f"{name} is serving (version {model.active_version.number} is active): "
-                                f"remove one version with {name}:VERSION, or the whole model with --force",
+                                f"remove one of its other versions, or force the removal of the whole model",
                                 code="version_active", status=409)
         model.delete()
         removed = name
@@ -276,11 +276,12 @@ def start_pull(*, source: str, name: str | None = None, sha256: str | None = Non
     return pull
 
 
-def run_pull(*, pull_id, remote_key: str = "") -> Pull:
-    """Does the pull: fetch (resuming), verify, store, add the version. Runs in a worker."""
+def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
+    """Does the pull: fetch (resuming), verify, store, add the version. Runs in a worker
+    (`worker` names it, so that its death shows) or in the process that asked."""
     pull = Pull.objects.get(pk=pull_id)
-    pull.status, pull.phase = Pull.RUNNING, "starting"
-    pull.save(update_fields=["status", "phase", "updated_at"])
+    pull.status, pull.phase, pull.worker = Pull.RUNNING, "starting", worker
+    pull.save(update_fields=["status", "phase", "worker", "updated_at"])
     reporter = PullReporter(pull)
     try:
         source = sources.parse(pull.source)
@@ -347,13 +348,25 @@ def get_pull(*, pull_id) -> Pull:
     pull = Pull.objects.select_related("version__model").filter(pk=pull_id).first()
     if pull is None:
         raise RegistryError(f"no pull {pull_id}", code="not_found", status=404)
-    if pull.is_stale:
+    if pull.is_stale or (pull.status == Pull.RUNNING and pull.worker and not _alive(pull.worker)):
         pull.status, pull.phase = Pull.FAILED, "failed"
         pull.error = ("the pull stopped: its worker went away. Pull again to resume from the bytes on disk."
                       if pull.started else "no worker took the pull up: is a worker running?")
         pull.finished_at = timezone.now()
         pull.save()
     return pull
+
+
+def _alive(worker: str) -> bool:
+    """Whether the worker still sends heartbeats (True when Redis cannot tell)."""
+    from redis.exceptions import RedisError
+
+    from inference.services import worker_alive
+
+    try:
+        return worker_alive(worker=worker)
+    except RedisError:
+        return True
 
 
 def install_default_model() -> ModelVersion | None:

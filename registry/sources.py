@@ -190,8 +190,10 @@ def download(url: str, partial: Path, reporter: Reporter, *, headers: dict | Non
                     host = urlsplit(url).netloc
                     if not ever_connected and isinstance(exc, httpx.ConnectError):
                         raise PullError(f"cannot reach {host}: {exc}", code="unreachable") from exc
+                    kept = partial.stat().st_size if partial.exists() else 0
+                    hint = f"; pull again to resume from {kept / 1e6:,.1f} MB" if kept else ""
                     raise PullError(f"the download from {host} failed {attempt} times, last: "
-                                    f"{_describe(exc)}; pull again to resume", code="download_failed") from exc
+                                    f"{_describe(exc)}{hint}", code="download_failed") from exc
                 _backoff(attempt, _describe(exc), reporter)
 
 
@@ -433,8 +435,9 @@ class LanthornSource(Source):
         _check_space(size - keep, partial)
         missing = sum(c.length for c in chunks[done:] if c.sha256 not in local)
         reporter.start(total=size, done=keep)
+        fetch = sum(1 for c in chunks[done:] if c.sha256 not in local)
         reporter.phase(f"pulling {missing / 1e6:,.1f} MB of {size / 1e6:,.1f} MB "
-                       f"({len(chunks) - done} chunks to go)")
+                       f"({fetch} of {len(chunks)} chunks to fetch, the rest held here)")
         with open(partial, "ab") as out:
             out.truncate(keep)
             i = done

@@ -19,11 +19,13 @@ from registry.serializers import (PullInputSerializer, PullOutputSerializer,
                                   VersionInputSerializer)
 
 
-class IsAdminOrReadOnly(permissions.BasePermission):
+class IsAdmin(permissions.IsAdminUser):
     message = "Only an admin can change models."
 
+
+class IsAdminOrReadOnly(IsAdmin):
     def has_permission(self, request, view):
-        return request.method in permissions.SAFE_METHODS or bool(request.user and request.user.is_staff)
+        return request.method in permissions.SAFE_METHODS or super().has_permission(request, view)
 
 
 def validated(serializer_class, data, **kwargs) -> dict:
@@ -91,7 +93,7 @@ class ModelConfigView(APIView):
 class RollbackView(APIView):
     """POST /api/models/NAME/rollback {"version": N}: activate N, or the version before the active one."""
 
-    permission_classes = [permissions.IsAuthenticated, permissions.IsAdminUser]
+    permission_classes = [permissions.IsAuthenticated, IsAdmin]
 
     def post(self, request, name):
         data = validated(VersionInputSerializer, request.data)
@@ -102,7 +104,7 @@ class RollbackView(APIView):
 class CheckView(APIView):
     """POST /api/models/NAME/check {"version": N}: re-hash the file and validate its structure."""
 
-    permission_classes = [permissions.IsAuthenticated, permissions.IsAdminUser]
+    permission_classes = [permissions.IsAuthenticated, IsAdmin]
 
     def post(self, request, name):
         data = validated(VersionInputSerializer, request.data)
@@ -114,7 +116,7 @@ class CheckView(APIView):
 class PullCreateView(APIView):
     """POST /api/pulls {"source", "name", "sha256", "api_key"}: queue a pull; 202 with the job."""
 
-    permission_classes = [permissions.IsAuthenticated, permissions.IsAdminUser]
+    permission_classes = [permissions.IsAuthenticated, IsAdmin]
 
     def post(self, request):
         data = validated(PullInputSerializer, request.data)

@@ -11,6 +11,7 @@ import pytest
 
 from console.services import create_api_key
 from inference.services import redis_client
+from lanthorn.redis_server import free_port as unused_port
 
 pytest_plugins = ["tests.stack", "tests.registry.fileserver"]
 
@@ -53,10 +54,11 @@ def member_key(member):
 
 @pytest.fixture
 def home(settings, tmp_path):
-    """LANTHORN_HOME (and so the blob store) in the test's own directory, and a Redis database
-    no worker listens on, so that what a test adds tells no running worker anything."""
+    """LANTHORN_HOME (and so the blob store) in the test's own directory, and a Redis address
+    where nothing answers, so that what a test adds tells no running worker anything (the
+    code treats an absent Redis as no worker running)."""
     settings.LANTHORN_HOME = tmp_path
-    settings.REDIS_URL = "redis://127.0.0.1:6379/13"
+    settings.REDIS_URL = f"redis://127.0.0.1:{unused_port()}/0"
     redis_client.cache_clear()
     yield tmp_path
     redis_client.cache_clear()

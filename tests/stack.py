@@ -60,11 +60,14 @@ def stack(django_db_setup, django_db_blocker):
     if not redis_url:
         proc, redis_url = redis_server.start_private(Path(settings.LANTHORN_HOME) / "test-redis")
         procs.append(proc)
-    # This process talks to the same Redis (worker heartbeats).
+    # This process talks to the same Redis: heartbeats, and what it sends the worker (Celery).
     settings.REDIS_URL = redis_url
     from inference.services import redis_client
+    from lanthorn.celery import app
 
     redis_client.cache_clear()
+    app.conf.broker_url = redis_url
+    app._after_fork()  # Celery's own reset of connections made to the old broker URL
     with django_db_blocker.unblock():
         from registry.services import install_default_model
 

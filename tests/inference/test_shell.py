@@ -32,4 +32,4 @@ def test_the_shell_streams_an_answer_through_a_worker(stack, default_model, admi
 def test_the_shell_fails_with_one_line_for_an_unknown_model(stack, default_model, admin):
     result = shell(stack, "", "no-such-model")
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == ["lanthorn: no model named 'no-such-model' (`lanthorn list` shows them)"]
+    assert result.stderr.strip().splitlines() == ["lanthorn: no model named 'no-such-model'"]

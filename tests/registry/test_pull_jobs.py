@@ -122,8 +122,11 @@ def test_a_pull_resumes_after_its_worker_was_killed(admin_api, stack, file_serve
 
     try:
         stack.kill_worker()
+        orphan = wait_until(admin_api, first["id"], finished)  # once the worker's heartbeat has lapsed
     finally:
         stack.start_worker()
+    assert orphan["status"] == "failed"
+    assert "its worker went away" in orphan["error"]
     file_server.clear_faults()
     seen = len(file_server.requests)
     second = start(admin_api, source=url, name="big")

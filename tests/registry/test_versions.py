@@ -276,7 +276,7 @@ def test_removing_a_serving_model_without_force_is_refused(home):
         services.remove(name="tiny")
 
     assert raised.value.code == "version_active"
-    assert "--force" in raised.value.message
+    assert "force the removal of the whole model" in raised.value.message
     assert Model.objects.filter(name="tiny").exists()
     assert version.path.is_file()
 
