@@ -352,7 +352,7 @@ def cmd_import(args) -> None:
     path = Path(args.path)
     if not path.is_file():
         raise CommandError(f"{path}: no such file")
-    version = import_file(name=args.name, path=path, sha256=args.sha256)
+    version = import_file(name=args.name, path=path, sha256=args.sha256, user=_user(None, required=False))
     print(f"{version} is active ({version.architecture} {version.quantization}, {version.digest[:12]})")
 
 
