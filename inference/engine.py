@@ -99,16 +99,24 @@ class Engine:
             ids = self.llm.tokenize(text.encode(), add_bos=False, special=True)
             if len(ids) == 1:
                 self.stop_ids.add(ids[0])
-        self._jobs: queue.Queue[Job] = queue.Queue()
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._retired = False
+        self._queue_lock = threading.Lock()
         threading.Thread(target=self._loop, name=f"engine-{path.name[:19]}", daemon=True).start()
 
-    def submit(self, job: Job) -> Job:
-        self._jobs.put(job)
+    def submit(self, job: Job) -> Job | None:
+        """Queues the job; None if the engine was retired meanwhile (ask get_engine again)."""
+        with self._queue_lock:
+            if self._retired:
+                return None
+            self._jobs.put(job)
         return job
 
     def retire(self) -> None:
         """Closes the model once the jobs already queued have finished (a newer version took over)."""
-        self._jobs.put(None)
+        with self._queue_lock:
+            self._retired = True
+            self._jobs.put(None)
 
     def _loop(self) -> None:
         while True:
@@ -192,11 +200,6 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
     requests it has and is unloaded."""
     key = (digest, tuple(sorted(load.items())))
     with _engines_lock:
-        previous = _current.get(model)
-        if previous != key:
-            _current[model] = key
-            if previous in _engines and previous not in _current.values():
-                _engines.pop(previous).retire()
         engine = _engines.get(key)
         if engine is None:
             if not path.exists():
@@ -209,4 +212,8 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
                 raise ApiError(503, f"the model could not be loaded: {exc}",
                                code="model_unavailable") from exc
             _engines[key] = engine
+        # Only once the new engine is there does the model's previous one go.
+        previous, _current[model] = _current.get(model), key
+        if previous != key and previous in _engines and previous not in _current.values():
+            _engines.pop(previous).retire()
     return engine

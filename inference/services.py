@@ -265,8 +265,9 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
         version = _version(version_id)
         if version is None:
             raise ApiError(404, "That model version was removed.", code="model_not_found")
-        engine = load_engine(version=version, load=load)
-        work = engine.submit(Job(**job, on_token=stream.token, is_cancelled=_cancel_check(request_id)))
+        work = Job(**job, on_token=stream.token, is_cancelled=_cancel_check(request_id))
+        while load_engine(version=version, load=load).submit(work) is None:
+            pass  # that engine was retired just now (its model moved on); the next call loads it anew
         work.done.wait()
         if work.error:
             raise work.error

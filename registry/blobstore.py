@@ -84,9 +84,14 @@ def commit_partial(partial: Path, *, digest: str) -> Path:
         partial.unlink()
     else:
         os.replace(partial, final)
-    for sidecar in (partial.with_name(partial.name + ".json"),):
-        sidecar.unlink(missing_ok=True)
+    partial.with_name(partial.name + ".json").unlink(missing_ok=True)
     return final
+
+
+def discard_partial(partial: Path) -> None:
+    """Deletes a partial file whose bytes are wrong (resuming would keep them), with its sidecar."""
+    partial.unlink(missing_ok=True)
+    partial.with_name(partial.name + ".json").unlink(missing_ok=True)
 
 
 def verify_and_commit(partial: Path, *, expected: str | None = None,
@@ -95,8 +100,7 @@ def verify_and_commit(partial: Path, *, expected: str | None = None,
     On a mismatch the partial file is deleted (its bytes are wrong, resuming would keep them)."""
     digest = sha256_file(partial, progress=progress)
     if expected and digest != expected.lower():
-        partial.unlink(missing_ok=True)
-        partial.with_name(partial.name + ".json").unlink(missing_ok=True)
+        discard_partial(partial)
         raise DigestMismatch(f"sha256 mismatch: expected {expected.lower()}, got {digest}")
     commit_partial(partial, digest=digest)
     return digest
@@ -161,17 +165,21 @@ def write_sidecar(partial: Path, data: dict) -> None:
 
 def manifest(digest: str) -> list[Chunk]:
     """The blob's chunk manifest, computed once and kept next to it."""
-    path = manifest_path(digest)
     try:
-        return [Chunk.from_dict(c) for c in json.loads(path.read_text())["chunks"]]
+        return [Chunk.from_dict(c) for c in json.loads(manifest_path(digest).read_text())["chunks"]]
     except (OSError, ValueError, KeyError):
         pass
     chunks = chunk_file(blob_path(digest))
-    # Unique per thread too: two pulls of one file in a threaded worker compute this at once.
+    save_manifest(digest, chunks)
+    return chunks
+
+
+def save_manifest(digest: str, chunks: list[Chunk]) -> None:
+    path = manifest_path(digest)
+    # Unique per thread too: two pulls of one file in a threaded worker may write this at once.
     tmp = path.with_name(path.name + f".{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps({"digest": digest, "chunks": [c.as_dict() for c in chunks]}))
     os.replace(tmp, path)
-    return chunks
 
 
 def local_chunks() -> dict[str, tuple[Path, Chunk]]:
@@ -193,7 +201,8 @@ def remove_blob(digest: str) -> int:
 
 
 def remove_old_records(*, older_than: float = 24 * 3600) -> None:
-    """Deletes the `.done` notes of downloads that finished long ago (see sources._shared)."""
+    """Deletes the `.done` notes of downloads that finished long ago (see sources._shared), and
+    sidecars whose partial file is gone."""
     cutoff = time.time() - older_than
     for record in partial_dir().glob("*.done"):
         try:
@@ -201,16 +210,10 @@ def remove_old_records(*, older_than: float = 24 * 3600) -> None:
                 record.unlink()
         except FileNotFoundError:
             pass
+    for sidecar in partial_dir().glob("*.json"):
+        if not sidecar.with_suffix("").exists():
+            sidecar.unlink(missing_ok=True)
 
 
 def free_bytes() -> int:
     return shutil.disk_usage(blobs_dir()).free
-
-
-def add_file(source: Path, *, expected: str | None = None) -> str:
-    """Copies a local file into the store; returns its digest."""
-    if expected and has_blob(expected.lower()):
-        return expected.lower()
-    partial = partial_path(f"import-{os.getpid()}-{threading.get_ident()}-{Path(source).name}")
-    shutil.copyfile(source, partial)
-    return verify_and_commit(partial, expected=expected)

@@ -95,7 +95,7 @@ class ModelVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model.name}:{self.number}"
+        return self.label
 
     @property
     def path(self):
@@ -109,9 +109,6 @@ class ModelVersion(models.Model):
     def is_active(self) -> bool:
         return self.model.active_version_id == self.pk
 
-    @property
-    def failed_check(self) -> bool:
-        return bool(self.check_problem)
 
 
 class Pull(models.Model):

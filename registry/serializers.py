@@ -51,7 +51,7 @@ class PullInputSerializer(StrictFieldsMixin, serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     sha256 = serializers.CharField(max_length=64, required=False, allow_blank=True)
     api_key = serializers.CharField(max_length=200, required=False, allow_blank=True,
-                                    help_text="the key a lanthorn:// source needs; never stored")
+                                    help_text="the key a lanthorn:// source needs; not kept in the database")
 
 
 class PullOutputSerializer(serializers.ModelSerializer):

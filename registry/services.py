@@ -7,6 +7,7 @@ changes the active version unless the new one is whole and verified.
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from django.utils import timezone
 
 from inference.errors import ApiError
 from registry import blobstore, catalog, sources
+from registry.chunking import Chunk
 from registry.gguf_info import NotGGUF, check_structure, read_info
 from registry.models import CONFIG_FIELDS, MODEL_NAME, Model, ModelVersion, Pull
 from inference.serializers import first_error
@@ -37,13 +39,21 @@ class RegistryError(ApiError):
 # Versions.
 
 def _model_defaults(defaults: dict) -> dict:
-    allowed = {*CONFIG_FIELDS, "description", "license"}
-    return {k: v for k, v in (defaults or {}).items() if k in allowed and v is not None}
+    """A new model's description, license and load parameters, from the catalog or a peer
+    Lanthorn: parameters that do not validate are left at Lanthorn's defaults."""
+    defaults = defaults or {}
+    config = {k: v for k, v in defaults.items() if k in CONFIG_FIELDS and v is not None}
+    serializer = LoadConfigSerializer(data=config, context={"model": Model()})
+    if not serializer.is_valid():
+        config = {k: v for k, v in config.items() if k not in serializer.errors}
+        serializer = LoadConfigSerializer(data=config, context={"model": Model()})
+    valid = dict(serializer.validated_data) if serializer.is_valid() else {}
+    return {**valid, "description": str(defaults.get("description") or "")[:2000],
+            "license": str(defaults.get("license") or "")[:200]}
 
 
 @transaction.atomic
-def add_version(*, name: str, digest: str, source: str, user=None, model_defaults: dict | None = None,
-                activate: bool = True) -> ModelVersion:
+def add_version(*, name: str, digest: str, source: str, user=None, model_defaults: dict | None = None) -> ModelVersion:
     """Records a verified blob as the next version of `name` and makes it active. Pulling the
     file that is active already adds nothing."""
     path = blobstore.blob_path(digest)
@@ -69,9 +79,8 @@ def add_version(*, name: str, digest: str, source: str, user=None, model_default
         chat_template=info.chat_template,
         checked_at=timezone.now(),
     )
-    if activate or model.active_version is None:
-        model.active_version = version
-        model.save(update_fields=["active_version"])
+    model.active_version = version
+    model.save(update_fields=["active_version"])
     return version
 
 
@@ -141,11 +150,13 @@ def remove(*, name: str, number: int | None = None, force: bool = False) -> dict
     """Removes one version (never the active one), or a whole model (`force` if it is serving);
     then deletes the blobs nothing refers to."""
     if number is not None:
-        version = get_version(name=name, number=number)
-        if version.is_active:
-            raise RegistryError(f"{version.label} is the active version and is serving: roll back or "
-                                f"activate another version first", code="version_active", status=409)
-        version.delete()
+        with transaction.atomic():  # against an activation of this very version meanwhile
+            version = get_version(name=name, number=number)
+            model = Model.objects.select_for_update().get(pk=version.model_id)
+            if model.active_version_id == version.pk:
+                raise RegistryError(f"{version.label} is the active version and is serving: roll back or "
+                                    f"activate another version first", code="version_active", status=409)
+            version.delete()
         removed = version.label
     else:
         model = get_model(name=name)
@@ -280,9 +291,12 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
     """Does the pull: fetch (resuming), verify, store, add the version. Runs in a worker
     (`worker` names it, so that its death shows) or in the process that asked."""
     pull = Pull.objects.get(pk=pull_id)
+    if pull.finished:  # given up on (no worker took it up in time) before it ran
+        return pull
     pull.status, pull.phase, pull.worker = Pull.RUNNING, "starting", worker
     pull.save(update_fields=["status", "phase", "worker", "updated_at"])
     reporter = PullReporter(pull)
+    keepalive = _KeepAlive(pull)
     try:
         source = sources.parse(pull.source)
         if pull.expected_sha256:
@@ -293,8 +307,8 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
 
         with blobstore.storing():
             digest = source.fetch(reporter, finish, remote_key=remote_key)
-            if getattr(source, "chunks", None) and not blobstore.manifest_path(digest).exists():
-                blobstore.manifest_path(digest).write_text(json.dumps({"digest": digest, "chunks": source.chunks}))
+            if isinstance(source, sources.LanthornSource) and source.chunks:
+                blobstore.save_manifest(digest, [Chunk.from_dict(c) for c in source.chunks])  # the peer's
             reporter.phase("computing the chunk manifest")
             blobstore.manifest(digest)
             reporter.phase("writing manifest")
@@ -309,17 +323,44 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
     except Exception as exc:
         log.exception("pull %s failed", pull.pk)
         pull.status, pull.phase, pull.error = Pull.FAILED, "failed", f"{type(exc).__name__}: {exc}"
+    finally:
+        keepalive.stop()
     pull.transferred_bytes, pull.rate = reporter.pull.transferred_bytes, reporter.pull.rate
     pull.finished_at = timezone.now()
     pull.save()
     return pull
 
 
+class _KeepAlive:
+    """Touches a running pull's row every few seconds, so that long steps without byte progress
+    (hashing, chunking, pip) do not make it look abandoned."""
+
+    EVERY = 10.0
+
+    def __init__(self, pull: Pull):
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(pull.pk,), daemon=True)
+        self.thread.start()
+
+    def _run(self, pk) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stopped.wait(self.EVERY):
+                Pull.objects.filter(pk=pk, status=Pull.RUNNING).update(updated_at=timezone.now())
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
 def _verify_and_store(partial: Path, *, expected: str | None, reporter: sources.Reporter) -> str:
     reporter.phase("checking the GGUF structure")
     problems = check_structure(partial)
     if problems:
-        partial.unlink(missing_ok=True)
+        blobstore.discard_partial(partial)
         raise sources.PullError(f"the file is not a usable GGUF model: {problems[0]}", code="not_gguf")
     reporter.phase("verifying sha256 digest")
     try:
@@ -398,9 +439,10 @@ def set_config(*, model: Model, values: dict) -> Model:
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)
         raise RegistryError(message, param=param, code="invalid_value")
-    for field, value in serializer.validated_data.items():
-        setattr(model, field, value)
-    model.save(update_fields=list(serializer.validated_data) or None)
+    if serializer.validated_data:
+        for field, value in serializer.validated_data.items():
+            setattr(model, field, value)
+        model.save(update_fields=list(serializer.validated_data))
     return model
 
 

