@@ -1,7 +1,8 @@
 from django.db import connection
 from django.http import JsonResponse
 
-from inference import services
+from core.redis import redis_client
+from core.workers import live_workers
 
 
 def healthz(request):
@@ -14,9 +15,9 @@ def healthz(request):
     except Exception as exc:
         checks["database"] = f"error: {exc}"
     try:
-        services.redis_client().ping()
+        redis_client().ping()
         checks["redis"] = "ok"
-        workers = services.live_workers()
+        workers = live_workers()
         checks["workers"] = len(workers) if workers else "error: no worker is running"
     except Exception as exc:
         checks["redis"] = f"error: {exc}"

@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 from console import services
 from console.forms import ApiKeyForm
 from console.models import ApiKey, UsageRecord
-from inference.services import live_workers
+from core.workers import live_workers
 from registry.models import Model
 
 USAGE_ROWS = 50

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from inference.chat_templates import template_for
-from inference.errors import ApiError
+from core.errors import ApiError
 
 log = logging.getLogger(__name__)
 

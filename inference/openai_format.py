@@ -1,18 +1,8 @@
 """OpenAI's response and stream-chunk shapes for chat and text completions."""
 
-import json
 from dataclasses import dataclass
 
-
-def json_bytes(obj: dict) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def sse(obj: dict) -> bytes:
-    return b"data: " + json_bytes(obj) + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"
+from core.encoding import DONE, sse
 
 
 @dataclass

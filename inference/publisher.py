@@ -15,6 +15,8 @@ from functools import cache
 
 from channels.layers import get_channel_layer
 
+from core.redis import redis_client
+
 BATCH_INTERVAL = 0.05
 
 
@@ -27,7 +29,6 @@ class Stream:
     """The events of one request, in order: `inference.started`, text in batches, a final event."""
 
     def __init__(self, channel: str) -> None:
-        from inference.services import redis_client
 
         self._redis = redis_client()
         self._channel = channel

@@ -1,11 +1,11 @@
 from celery import shared_task
 
-from inference import services
+from inference import worker
 
 
 @shared_task(name="inference.generate", ignore_result=True)
 def generate(*, request_id: str, reply_channel: str, version_id: int, load: dict, model: str, job: dict,
              enqueued_at: float) -> None:
     """Runs on the model's queue (see lanthorn.celery.route_by_model)."""
-    services.run_generation(request_id=request_id, reply_channel=reply_channel,
+    worker.run_generation(request_id=request_id, reply_channel=reply_channel,
                             version_id=version_id, load=load, job=job, enqueued_at=enqueued_at)

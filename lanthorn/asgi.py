@@ -1,3 +1,10 @@
+"""The ASGI application: HTTP and WebSocket routes.
+
+HTTP: the streaming doors are Channels consumers; everything else goes to Django.
+WebSocket: browser sockets (the playground) get the session user through AuthMiddlewareStack
+and an origin check; API sockets authenticate with a key themselves.
+"""
+
 import os
 
 from django.core.asgi import get_asgi_application
@@ -6,15 +13,26 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
 django_asgi_app = get_asgi_application()
 
 # Imports that need Django set up.
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
 from inference.consumers import CompletionConsumer  # noqa: E402
+
+# Sockets opened by the console's own pages (session cookie, same origin).
+browser_websockets: list = []
+# Sockets for programs (API key).
+api_websockets: list = []
 
 application = ProtocolTypeRouter({
     "http": URLRouter([
         path("v1/chat/completions", CompletionConsumer.as_asgi(kind="chat")),
         path("v1/completions", CompletionConsumer.as_asgi(kind="completion")),
         re_path(r"", django_asgi_app),
+    ]),
+    "websocket": URLRouter([
+        *api_websockets,
+        re_path(r"", AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websockets)))),
     ]),
 })

@@ -33,28 +33,29 @@ class Heartbeat(bootsteps.StartStopStep):
     def start(self, worker):
         from django.conf import settings
 
-        from inference import services
+        from core.workers import beat, worker_name
+        from inference.worker import preload_models
 
         self.stopped = threading.Event()
-        name = services.worker_name()
+        name = worker_name()
         interval = max(1.0, settings.LANTHORN_HEARTBEAT_TTL / 3)
 
         def run():
             while not self.stopped.is_set():
                 try:
-                    services.beat(worker=name)
+                    beat(worker=name)
                 except Exception:
                     log.warning("heartbeat failed", exc_info=True)
                 self.stopped.wait(interval)
 
         threading.Thread(target=run, name="heartbeat", daemon=True).start()
-        services.preload_models()
+        preload_models()
 
     def stop(self, worker):
-        from inference import services
+        from core.workers import forget, worker_name
 
         self.stopped.set()
-        services.redis_client().delete(services.WORKER_KEY.format(services.worker_name()))
+        forget(worker=worker_name())
 
 
 app.steps["worker"].add(Heartbeat)

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "django_htmx",
+    "core",
     "console",
     "inference",
     "registry",
@@ -162,13 +163,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "EXCEPTION_HANDLER": "inference.errors.openai_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.openai_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 
 # Inference.
 # Seconds a request waits without any word from a worker before it fails.
 LANTHORN_WORKER_TIMEOUT = envfloat("LANTHORN_WORKER_TIMEOUT", "120")
+# Seconds after which any request fails, however busy its worker (a hard deadline).
+LANTHORN_REQUEST_TIMEOUT = envfloat("LANTHORN_REQUEST_TIMEOUT", "900")
 # Seconds after which a worker that stopped sending heartbeats counts as dead.
 LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "15")
 

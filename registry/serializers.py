@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from inference.serializers import StrictFloatField, StrictIntegerField
+from core.validation import StrictFloatField, StrictIntegerField
 from registry.models import Pull
 
 MAX_CONTEXT = 1 << 20

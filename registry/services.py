@@ -16,12 +16,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from inference.errors import ApiError
+from core.errors import ApiError
 from registry import blobstore, catalog, sources
 from registry.chunking import Chunk
 from registry.gguf_info import NotGGUF, check_structure, read_info
 from registry.models import CONFIG_FIELDS, MODEL_NAME, Model, ModelVersion, Pull
-from inference.serializers import first_error
+from core.validation import first_error
 from registry.serializers import LoadConfigSerializer
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ def _serve(model: Model) -> None:
     With no worker running there is no one to tell: the next to start listens to it anyway."""
     from redis.exceptions import RedisError
 
-    from inference.services import live_workers
+    from core.workers import live_workers
     from lanthorn.celery import app
 
     try:
@@ -402,7 +402,7 @@ def _alive(worker: str) -> bool:
     """Whether the worker still sends heartbeats (True when Redis cannot tell)."""
     from redis.exceptions import RedisError
 
-    from inference.services import worker_alive
+    from core.workers import worker_alive
 
     try:
         return worker_alive(worker=worker)

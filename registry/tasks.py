@@ -6,6 +6,6 @@ from registry import services
 @shared_task(name="registry.pull", ignore_result=True)
 def pull_model(*, pull_id: str, remote_key: str = "") -> None:
     """Runs on the `lanthorn` queue; progress goes to the Pull row."""
-    from inference.services import worker_name
+    from core.workers import worker_name
 
     services.run_pull(pull_id=pull_id, remote_key=remote_key, worker=worker_name())

@@ -13,7 +13,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from inference.serializers import first_error
+from core.validation import first_error
 from registry import blobstore, services
 from registry.serializers import (PullInputSerializer, PullOutputSerializer,
                                   VersionInputSerializer)

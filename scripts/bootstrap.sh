@@ -28,3 +28,12 @@ command -v g++ >/dev/null && command -v make >/dev/null || apt_install build-ess
 scripts/install-llama-cpp.sh .venv
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -e .
+
+# Browser tests drive Debian's Chromium through Playwright (no browser download).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt_install chromium
+  else
+    echo "Chromium is missing: browser tests will be skipped (Debian: sudo apt-get install chromium)" >&2
+  fi
+fi

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: the named roles (admin, member, outsider) and their keys.
+"""Fixtures shared by every test: the named roles (admin, member, auditor, outsider) and their keys.
 
 The real stack (Redis, a Celery worker, the ASGI server, the default model) lives in
 tests/stack.py and is started once per session by the `stack` fixture, only for tests
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.services import create_api_key
-from inference.services import redis_client
+from core.redis import redis_client
 from lanthorn.redis_server import free_port as unused_port
 
 pytest_plugins = ["tests.stack", "tests.registry.fileserver"]
@@ -40,6 +40,15 @@ def admin(django_user_model):
 @pytest.fixture
 def member(django_user_model):
     return django_user_model.objects.create_user("bob", "bob@example.org", "password")
+
+
+@pytest.fixture
+def auditor(django_user_model):
+    from console.roles import AUDITOR, set_role
+
+    user = django_user_model.objects.create_user("dana", "dana@example.org", "password")
+    set_role(user=user, role=AUDITOR)
+    return user
 
 
 @pytest.fixture

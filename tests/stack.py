@@ -36,7 +36,7 @@ class Stack:
 
     def start_worker(self) -> None:
         """Starts a worker and waits for its own heartbeat (a killed one's lingers a few seconds)."""
-        from inference.services import worker_alive
+        from core.workers import worker_alive
 
         self.worker = processes.start_worker(env=self.env, loglevel="WARNING")
         name = f"{socket.gethostname()}:{self.worker.pid}"  # `lanthorn worker` execs Celery in place
@@ -62,7 +62,7 @@ def stack(django_db_setup, django_db_blocker):
         procs.append(proc)
     # This process talks to the same Redis: heartbeats, and what it sends the worker (Celery).
     settings.REDIS_URL = redis_url
-    from inference.services import redis_client
+    from core.redis import redis_client
     from lanthorn.celery import app
 
     redis_client.cache_clear()

@@ -85,7 +85,7 @@ def test_it_counts_the_live_workers(stack, client, member):
 
 
 def test_it_shows_unknown_workers_when_redis_is_down(client, member, settings):
-    from inference.services import redis_client
+    from core.redis import redis_client
     from lanthorn.redis_server import free_port
 
     settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

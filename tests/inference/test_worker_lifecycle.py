@@ -56,7 +56,7 @@ def test_a_request_with_no_worker_running_fails_quickly(api, stack):
     stack.kill_worker()
     try:
         # Wait until the dead worker's heartbeat expires.
-        from inference.services import live_workers
+        from core.workers import live_workers
 
         while live_workers():
             time.sleep(0.2)

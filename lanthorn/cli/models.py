@@ -1,108 +1,9 @@
-"""The `lanthorn` command: `lanthorn run`, `lanthorn keys create --name NAME`, `lanthorn list`, ...
+"""The model registry's commands: list, pull, check, rm, rollback, show, config, gc, import."""
 
-Each command is a thin shell over the apps' services. A failing command exits
-non-zero with a one-line reason on stderr.
-"""
-
-import argparse
-import os
 import sys
 from pathlib import Path
 
-
-class CommandError(Exception):
-    pass
-
-
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
-    import django
-
-    django.setup()
-
-
-def cmd_run(args) -> None:
-    from lanthorn import launcher
-
-    launcher.main()
-
-
-def cmd_setup(args) -> None:
-    from lanthorn.launcher import setup
-
-    password = setup()
-    print(f"Admin login: admin / {password}" if password else "Set up; the admin user exists already.")
-
-
-def cmd_worker(args) -> None:
-    from registry.models import Model
-
-    queues = ",".join(["lanthorn", *(m.queue for m in Model.objects.all())])
-    os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
-                              "--pool", "threads", "--concurrency", str(args.concurrency),
-                              "--queues", queues, "--loglevel", args.loglevel,
-                              "--hostname", f"lanthorn-{os.getpid()}@%h", "--without-gossip",
-                              "--without-mingle"])
-
-
-def cmd_keys_create(args) -> None:
-    from django.contrib.auth import get_user_model
-
-    from console.services import create_api_key
-
-    User = get_user_model()
-    if args.user:
-        user = User.objects.filter(username=args.user).first()
-        if user is None:
-            raise CommandError(f"no user named {args.user!r}")
-    else:
-        user = User.objects.filter(is_superuser=True).order_by("pk").first()
-        if user is None:
-            raise CommandError("no admin user yet: run `make run` once, or pass --user")
-    new = create_api_key(user=user, name=args.name)
-    print(f"Created key {args.name!r} for {user.username}. It is shown only now; store it safely:")
-    print(new.raw)
-
-
-def cmd_keys_list(args) -> None:
-    from console.models import ApiKey
-
-    for key in ApiKey.objects.select_related("user"):
-        state = "revoked" if key.revoked_at else "active"
-        print(f"{key.prefix}…  {key.name:20}  {key.user.username:12}  {state}")
-
-
-def cmd_keys_revoke(args) -> None:
-    from console.models import ApiKey
-    from console.services import revoke_api_key
-
-    keys = list(ApiKey.objects.filter(prefix__startswith=args.prefix[:10]))
-    if len(keys) != 1:
-        raise CommandError(f"{len(keys)} keys start with {args.prefix!r}; give one key's prefix")
-    revoke_api_key(key=keys[0])
-    print(f"Revoked {keys[0]}")
-
-
-def _user(username: str | None, *, required: bool = True):
-    """The user a command acts as: --user, else the first admin."""
-    from django.contrib.auth import get_user_model
-
-    users = get_user_model().objects
-    user = (users.filter(username=username) if username else
-            users.filter(is_superuser=True).order_by("pk")).first()
-    if user is None and (required or username):
-        raise CommandError(f"no user named {username!r}" if username else
-                           "no admin user yet: run `make run` once, or pass --user")
-    return user
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
+from lanthorn.cli.base import CommandError, size as _size, user as _user
 
 
 def cmd_list(args) -> None:
@@ -130,7 +31,7 @@ def cmd_pull(args) -> None:
     import threading
     import time
 
-    from inference.services import live_workers
+    from core.workers import live_workers
     from registry import services
 
     user = _user(args.user, required=False)
@@ -308,44 +209,6 @@ def cmd_gc(args) -> None:
     print(f"Deleted {result['blobs_deleted']} unused blobs ({_size(result['bytes_freed'])}).")
 
 
-def cmd_shell(args) -> None:
-    import asyncio
-
-    from inference.services import stream_chat
-    from registry import services
-
-    model = args.model or services.DEFAULT_MODEL_NAME
-    services.get_version(name=model)
-    user = _user(args.user)
-    history: list[dict] = []
-    print(f"Talking to {model}. Ctrl-D or /bye leaves, /reset forgets the conversation.")
-
-    async def ask(text: str) -> str:
-        parts = []
-        async for piece in stream_chat(model=model, messages=[*history, {"role": "user", "content": text}],
-                                       user=user):
-            parts.append(piece)
-            print(piece, end="", flush=True)
-        print()
-        return "".join(parts)
-
-    while True:
-        try:
-            text = input(">>> ")
-        except EOFError:
-            print()
-            return
-        if text.strip() in ("/bye", "/exit", "/quit"):
-            return
-        if text.strip() == "/reset":
-            history.clear()
-            continue
-        if not text.strip():
-            continue
-        answer = asyncio.run(ask(text))
-        history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
-
-
 def cmd_import(args) -> None:
     from registry.services import import_file
 
@@ -356,15 +219,7 @@ def cmd_import(args) -> None:
     print(f"{version} is active ({version.architecture} {version.quantization}, {version.digest[:12]})")
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lanthorn", description="Lanthorn, a self-hosted LLM server.")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="set up and run server, worker and Redis").set_defaults(func=cmd_run, django=False)
-    sub.add_parser("setup", help="migrate, create the admin user, install the default model").set_defaults(func=cmd_setup)
-    w = sub.add_parser("worker", help="run an inference worker")
-    w.add_argument("--concurrency", type=int, default=4)
-    w.add_argument("--loglevel", default="INFO")
-    w.set_defaults(func=cmd_worker)
+def register(sub) -> None:
     ls = sub.add_parser("list", help="list installed models (--available: the catalog)")
     ls.add_argument("--available", action="store_true", help="list the catalog of models you can pull")
     ls.set_defaults(func=cmd_list)
@@ -399,45 +254,8 @@ def parser() -> argparse.ArgumentParser:
     config.add_argument("--import", dest="import_file", metavar="FILE", help="a JSON file (- for stdin)")
     config.set_defaults(func=cmd_config)
     sub.add_parser("gc", help="delete blobs no version refers to").set_defaults(func=cmd_gc)
-    shell = sub.add_parser("shell", help="chat with a model, streamed through a worker")
-    shell.add_argument("model", nargs="?", help="default: the default model")
-    shell.add_argument("--user", help="whose usage the chat counts as (default: the first admin)")
-    shell.set_defaults(func=cmd_shell)
     imp = sub.add_parser("import", help="add a local GGUF file as a new version of a model (as `pull PATH`)")
     imp.add_argument("name")
     imp.add_argument("path")
     imp.add_argument("--sha256", help="refuse the file unless it has this digest")
     imp.set_defaults(func=cmd_import)
-    keys = sub.add_parser("keys", help="manage API keys").add_subparsers(dest="keys_command", required=True)
-    create = keys.add_parser("create", help="create an API key (printed once, on the last line)")
-    create.add_argument("--name", required=True)
-    create.add_argument("--user", help="owner (default: the first admin)")
-    create.set_defaults(func=cmd_keys_create)
-    keys.add_parser("list", help="list API keys").set_defaults(func=cmd_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke an API key")
-    revoke.add_argument("prefix", help="the key's first characters, as `keys list` shows them")
-    revoke.set_defaults(func=cmd_keys_revoke)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        if getattr(args, "django", True):
-            _setup_django()
-        args.func(args)
-    except CommandError as exc:
-        print(f"lanthorn: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        # What the services raise (RegistryError, an inference ApiError) carries a message for users.
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        print(f"lanthorn: {message}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

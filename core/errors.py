@@ -4,7 +4,7 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from inference.openai_format import sse
+from core.encoding import sse
 
 
 class ApiError(Exception):

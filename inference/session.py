@@ -1,0 +1,259 @@
+"""One request's lifecycle, the same for every door into the engine.
+
+A door (the SSE endpoints, the playground's WebSocket, the CLI shell, and later WebSocket,
+gRPC and Ollama) only translates its wire format. The `RequestSession` does the rest:
+
+    session = RequestSession(interface="api.chat", kind="chat")
+    await session.authenticate(authorization)    # or RequestSession(..., user=request.user)
+    prepared = await session.start(body)         # validate, queue on the model's queue
+    async for event in session.events():         # Started, Text, then Done or Failed
+        ...                                      # encode it for the client
+    await session.cancel()                       # the client went away or pressed Stop
+
+The session owns its reply channel on the channel layer, the watchdog (no worker, a worker
+that died, a worker that went quiet, a hard deadline), the cancel flag the worker polls and
+the request's one usage row, which is written exactly once, before the last event reaches
+the door (so a client that has seen the end of the answer can already see the row).
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from console import services as console_services
+from core.errors import ApiError, invalid_key
+from core.workers import worker_alive
+from inference import services
+from inference.cancel import request_cancel
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL = 2.0  # seconds between checks that a worker is still there
+
+
+@dataclass(frozen=True)
+class Started:
+    """A worker took the request."""
+
+    worker: str
+
+
+@dataclass(frozen=True)
+class Text:
+    """Text the model generated since the last event, one piece per token."""
+
+    pieces: list[str]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+
+@dataclass(frozen=True)
+class Done:
+    finish_reason: str  # stop, length or cancelled
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: ApiError
+
+
+Event = Started | Text | Done | Failed
+
+# A pool of threads keeps its database connections across requests.
+_authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
+_enqueue = database_sync_to_async(services.enqueue_request, thread_sensitive=False)
+_record = database_sync_to_async(services.finish_request, thread_sensitive=False)
+# These only talk to Redis.
+_cancel = sync_to_async(request_cancel, thread_sensitive=False)
+_worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
+
+_anchored: set = set()
+
+
+async def _anchor(layer) -> None:
+    """The pub/sub layer's reader naps 0.1 s at a time while its process has no subscription;
+    a channel that stays subscribed keeps it awake for the first request after a quiet spell."""
+    if layer not in _anchored:
+        _anchored.add(layer)
+        await layer.new_channel(prefix="anchor.")
+
+
+class RequestSession:
+    def __init__(self, *, interface: str, kind: str = "chat", user=None):
+        """`interface` names the door on the usage row (`/v1/chat/completions`, `playground`, ...);
+        `user` is who asks when there is no API key (a signed-in person, the CLI's user)."""
+        self.call = services.ApiCall(endpoint=interface)
+        self.kind = kind
+        self.user = user
+        self.prepared: services.Prepared | None = None
+        self.finished = False
+        self.sent_text = False
+        self._layer = get_channel_layer()
+        self._channel: str | None = None
+        self._receiver: asyncio.Future | None = None
+
+    @property
+    def request_id(self) -> str:
+        return self.call.request_id
+
+    async def authenticate(self, authorization: str) -> None:
+        """Checks an `Authorization: Bearer <key>` header; raises ApiError (and records it)."""
+        try:
+            self.call.api_key = await _authenticate(raw=console_services.bearer_token(authorization))
+        except console_services.InvalidKey as exc:
+            error = invalid_key(str(exc))
+            await self.fail(error)
+            raise error from exc
+
+    async def start(self, data: dict | bytes) -> services.Prepared:
+        """Validates the request (a JSON body, or its parsed dict) and queues it for a worker of its
+        model. Raises ApiError, having recorded the failure."""
+        try:
+            if isinstance(data, (bytes, str)):
+                try:
+                    data = json.loads(data)
+                except ValueError:
+                    raise ApiError(400, "We could not parse the JSON body of your request.") from None
+            await _anchor(self._layer)
+            self._channel = await self._layer.new_channel(prefix="req.")
+            self.prepared = await _enqueue(call=self.call, kind=self.kind, data=data,
+                                           reply_channel=self._channel)
+        except ApiError as error:
+            await self.fail(error)
+            raise
+        return self.prepared
+
+    async def events(self) -> AsyncIterator[Event]:
+        """The request's events until Done or Failed (both final). Never hangs: a request whose
+        worker is missing, dies or goes quiet ends with Failed."""
+        worker: str | None = None
+        last_event = time.monotonic()
+        deadline = self.call.started + settings.LANTHORN_REQUEST_TIMEOUT
+        self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+        try:
+            while not self.finished:
+                # Waiting on the future, not cancelling it: a cancelled receive unsubscribes.
+                done, _ = await asyncio.wait({self._receiver}, timeout=WATCH_INTERVAL)
+                if not done:
+                    error = await self._watch(worker, last_event, deadline)
+                    if error is not None:
+                        await self._finish(error=error)
+                        yield Failed(error)
+                        return
+                    continue
+                message, last_event = self._receiver.result(), time.monotonic()
+                self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+                kind = message["type"]
+                if self.finished:
+                    return
+                if kind == "inference.started":
+                    worker = message["worker"]
+                    yield Started(worker)
+                elif kind == "inference.token":
+                    if self.call.ttft is None:
+                        self.call.ttft = last_event - self.call.started
+                    self.call.completion_tokens += len(message["text"])
+                    self.sent_text = True
+                    yield Text(message["text"])
+                elif kind == "inference.done":
+                    done = Done(message["finish_reason"], message["prompt_tokens"], message["completion_tokens"])
+                    call = self.call
+                    call.finish_reason = done.finish_reason
+                    call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
+                    await self._finish()
+                    yield done
+                    return
+                elif kind == "inference.error":
+                    error = ApiError.from_dict(message["error"])
+                    await self._finish(error=error)
+                    yield Failed(error)
+                    return
+        finally:
+            if not self.finished:  # the door stopped listening without saying why
+                await self.cancel()
+            self._close()
+
+    async def cancel(self) -> None:
+        """Stops the generation in the worker (it checks between tokens) and records the request
+        as cancelled. Does nothing once the request has ended."""
+        if self.finished:
+            return
+        self.call.status_code = 200 if self.sent_text else 499
+        self.call.outcome = self.call.finish_reason = "cancelled"
+        self.finished = True
+        try:
+            await _cancel(request_id=self.call.request_id)
+        except Exception:
+            log.warning("could not flag request %s as cancelled", self.call.request_id, exc_info=True)
+        await self._record()
+        self._close()
+
+    async def fail(self, error: ApiError) -> None:
+        """Ends a request that a door refused before or after it started (a 405, a bad frame)."""
+        await self._finish(error=error)
+
+    async def _finish(self, *, error: ApiError | None = None) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if error is not None:
+            self.call.fail(error)
+            if self.prepared is not None:
+                try:
+                    await _cancel(request_id=self.call.request_id)  # no worker should go on with it
+                except Exception:
+                    log.warning("could not flag request %s as cancelled", self.call.request_id, exc_info=True)
+        await self._record()
+
+    async def _record(self) -> None:
+        try:
+            await _record(call=self.call, user=self.user)
+        except Exception:
+            log.exception("could not record the usage row of request %s", self.call.request_id)
+
+    async def _watch(self, worker: str | None, last_event: float, deadline: float) -> ApiError | None:
+        """The watchdog's verdict after a quiet spell: an error to fail with, or None to wait on."""
+        now = time.monotonic()
+        if now > deadline:
+            return ApiError(504, f"The request did not finish in {settings.LANTHORN_REQUEST_TIMEOUT:.0f} "
+                            "seconds.", code="timeout")
+        idle = now - last_event
+        if idle < WATCH_INTERVAL:
+            return None
+        try:
+            alive = await _worker_alive(worker=worker)
+        except Exception:  # Redis is down: the deadlines still hold
+            log.warning("the watchdog could not reach Redis", exc_info=True)
+            alive = True
+        if not alive:
+            if worker is None:
+                return ApiError(503, "No inference worker is running.", code="no_worker")
+            return ApiError(503, "The worker serving this request stopped.", code="worker_lost")
+        if idle > settings.LANTHORN_WORKER_TIMEOUT:
+            return ApiError(503, f"No answer from a worker in {idle:.0f} seconds.", code="timeout")
+        return None
+
+    def _close(self) -> None:
+        if self._channel is None:
+            return
+        if self._receiver is None:  # the pub/sub layer unsubscribes a channel when its receive is cancelled
+            self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+        self._receiver.cancel()
+        self._receiver = self._channel = None

@@ -1,0 +1,5 @@
+import sys
+
+from lanthorn.cli import main
+
+sys.exit(main())
