@@ -70,11 +70,23 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """The vectors of an embeddings request, one per input, in order (final)."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+    @property
+    def usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens}
+
+
+@dataclass(frozen=True)
 class Failed:
     error: ApiError
 
 
-Event = Started | Text | Done | Failed
+Event = Started | Text | Done | Embedded | Failed
 
 # A pool of threads keeps its database connections across requests.
 _authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
@@ -122,9 +134,12 @@ class RequestSession:
             await self.fail(error)
             raise error from exc
 
-    async def start(self, data: dict | bytes) -> services.Prepared:
-        """Validates the request (a JSON body, or its parsed dict) and queues it for a worker of its
-        model. Raises ApiError, having recorded the failure."""
+    async def start(self, data: dict | bytes, *, kind: str | None = None) -> services.Prepared:
+        """Validates the request (a JSON body, or its parsed dict: a door that speaks another wire
+        format passes the OpenAI-shaped dict it translated, and the `kind` it read from it) and
+        queues it for a worker of its model. Raises ApiError, having recorded the failure."""
+        if kind is not None:
+            self.kind = kind
         try:
             if isinstance(data, (bytes, str)):
                 try:
@@ -141,7 +156,7 @@ class RequestSession:
         return self.prepared
 
     async def events(self) -> AsyncIterator[Event]:
-        """The request's events until Done or Failed (both final). Never hangs: a request whose
+        """The request's events until Done, Embedded or Failed (all final). Never hangs: a request whose
         worker is missing, dies or goes quiet ends with Failed."""
         worker: str | None = None
         last_event = time.monotonic()
@@ -179,6 +194,14 @@ class RequestSession:
                     call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
                     await self._finish()
                     yield done
+                    return
+                elif kind == "inference.embeddings":
+                    embedded = Embedded(message["vectors"], message["prompt_tokens"])
+                    self.call.prompt_tokens = embedded.prompt_tokens
+                    if self.call.ttft is None:
+                        self.call.ttft = last_event - self.call.started
+                    await self._finish()
+                    yield embedded
                     return
                 elif kind == "inference.error":
                     error = ApiError.from_dict(message["error"])
