@@ -28,6 +28,8 @@ command -v g++ >/dev/null && command -v make >/dev/null || apt_install build-ess
 scripts/install-llama-cpp.sh .venv
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -e .
+# The gRPC stubs of proto/lanthorn/v1/inference.proto, into build/grpc/ (not committed).
+.venv/bin/python -m inference.grpc_stubs
 
 # Browser tests drive Debian's Chromium through Playwright (no browser download).
 if ! command -v chromium >/dev/null; then
