@@ -29,6 +29,7 @@ from registry.views import progress_lines
 NDJSON_HEADERS = [(b"Content-Type", b"application/x-ndjson")]
 SAMPLING_OPTIONS = {"num_predict": "max_tokens", "temperature": "temperature", "top_p": "top_p",
                     "seed": "seed", "stop": "stop", "num_ctx": "num_ctx"}
+OPTION_OF = {field: option for option, field in SAMPLING_OPTIONS.items()}
 
 
 def model_name(name):
@@ -50,6 +51,15 @@ def parse_body(body: bytes) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     return data
+
+
+def ollama_error(error: ApiError) -> dict:
+    """Ollama's error body; a bad option is named as the client sent it (`options.num_predict`)."""
+    message = error.message
+    option = OPTION_OF.get(error.param or "")
+    if option and message.startswith(f"{error.param}:"):
+        message = f"options.{option}:" + message[len(error.param) + 1:]
+    return {"error": message}
 
 
 def refuse_unsupported(data: dict, *fields: str) -> None:
@@ -82,7 +92,7 @@ class OllamaConsumer(SessionConsumer):
         return self.interface_name
 
     def error_body(self, error: ApiError) -> dict:
-        return {"error": error.message}
+        return ollama_error(error)
 
     def line(self, text: str) -> dict:
         raise NotImplementedError
@@ -164,7 +174,7 @@ class EmbedConsumer(EmbeddingsConsumer):
         return "ollama.embed"
 
     def error_body(self, error: ApiError) -> dict:
-        return {"error": error.message}
+        return ollama_error(error)
 
     def request_data(self, body: bytes) -> tuple[str, dict]:
         data = parse_body(body)

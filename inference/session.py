@@ -1,9 +1,10 @@
 """One request's lifecycle, the same for every door into the engine.
 
-A door (the SSE endpoints, the playground's WebSocket, the CLI shell, and later WebSocket,
-gRPC and Ollama) only translates its wire format. The `RequestSession` does the rest:
+A door (the SSE and embeddings endpoints, the playground's WebSocket, the CLI shell, the
+WebSocket API, the Ollama API, gRPC) only translates its wire format; an embeddings request ends
+with Embedded instead of Text and Done. The `RequestSession` does the rest:
 
-    session = RequestSession(interface="api.chat", kind="chat")
+    session = RequestSession(interface="api.chat", kind="chat")   # or completion, embedding
     await session.authenticate(authorization)    # or RequestSession(..., user=request.user)
     prepared = await session.start(body)         # validate, queue on the model's queue
     async for event in session.events():         # Started, Text, then Done or Failed

@@ -92,7 +92,7 @@ def test_an_unknown_model_is_a_404(client):
     assert caught.value.status_code == 404
 
 
-@pytest.mark.parametrize("options, word", [({"temperature": "hot"}, "temperature"), ({"num_predict": 0}, "max_tokens"),
+@pytest.mark.parametrize("options, word", [({"temperature": "hot"}, "options.temperature"), ({"num_predict": 0}, "options.num_predict"),
                                            ({"num_ctx": 1_000_000}, "num_ctx")])
 def test_bad_options_are_a_400_naming_them(client, options, word):
     with pytest.raises(ollama.ResponseError) as caught:
