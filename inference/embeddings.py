@@ -69,7 +69,8 @@ def get_embedder(*, model: str, digest: str, path, load: dict) -> Embedder:
             raise ApiError(503, f"model file {path.name} is missing from the blob store", code="model_unavailable")
         log.info("opening %s for embeddings", path.name)
         try:
-            embedder = Embedder(path=path, **load)
+            embedder = Embedder(path=path, n_ctx=load["n_ctx"], n_threads=load.get("n_threads"),
+                                n_gpu_layers=load.get("n_gpu_layers", 0), gpu_id=load.get("gpu_id", 0))
         except ValueError as exc:
             raise ApiError(503, f"the model could not be loaded: {exc}", code="model_unavailable") from exc
         _embedders[model] = (key, embedder)

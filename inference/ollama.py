@@ -18,6 +18,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
 from console import services as console_services
+from console.roles import is_admin
 from core.encoding import json_bytes
 from core.errors import ApiError, invalid_key
 from inference.consumers import EmbeddingsConsumer, SessionConsumer
@@ -193,8 +194,19 @@ class EmbedConsumer(EmbeddingsConsumer):
                 await self.send_error(event.error)
 
 
-_authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
-_start_pull = database_sync_to_async(registry_services.start_pull, thread_sensitive=False)
+@database_sync_to_async
+def _admin(authorization: str):
+    """The admin an `Authorization` header's key belongs to; ApiError 401 or 403 otherwise."""
+    try:
+        key = console_services.authenticate_key(raw=console_services.bearer_token(authorization))
+    except console_services.InvalidKey as exc:
+        raise invalid_key(str(exc)) from exc
+    if not is_admin(key.user):
+        raise ApiError(403, "Only an admin can pull models.", code="permission_denied")
+    return key.user
+
+
+_start_pull = database_sync_to_async(registry_services.start_pull)
 
 
 class PullConsumer(AsyncHttpConsumer):
@@ -211,18 +223,12 @@ class PullConsumer(AsyncHttpConsumer):
         try:
             if self.scope["method"] != "POST":
                 raise ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")
-            header = dict(self.scope["headers"]).get(b"authorization", b"").decode("latin-1")
-            try:
-                key = await _authenticate(raw=console_services.bearer_token(header))
-            except console_services.InvalidKey as exc:
-                raise invalid_key(str(exc)) from exc
-            if not key.user.is_superuser:
-                raise ApiError(403, "Only an admin can pull models.", code="permission_denied")
+            user = await _admin(dict(self.scope["headers"]).get(b"authorization", b"").decode("latin-1"))
             data = parse_body(b"".join(self.body))
             name = model_name(data.get("model") or data.get("name"))
             if not isinstance(name, str) or not name:
                 raise ApiError(400, "model: required.", param="model")
-            pull = await _start_pull(source=name, user=key.user)
+            pull = await _start_pull(source=name, user=user)
         except ApiError as error:
             await self.send_response(error.status, json_bytes({"error": error.message}), headers=[
                 (b"Content-Type", b"application/json")])

@@ -19,7 +19,7 @@ GREEDY = {"temperature": 0, "seed": 42, "num_predict": 6}
 
 @pytest.fixture
 def client(stack, default_model, member_key):
-    return ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {member_key.raw}"}, timeout=60)
+    return ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {member_key.raw}"}, timeout=120)
 
 
 def test_it_streams_a_chat(client):
@@ -143,7 +143,7 @@ def test_it_embeds_a_list_of_inputs(client):
 def test_an_admin_pulls_a_model_with_ollamas_progress_stream(stack, admin, file_server):
     url, _ = serve_gguf(file_server, "models/tiny.gguf", seed=21)
     key = create_api_key(user=admin, name="ops")
-    client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {key.raw}"}, timeout=60)
+    client = ollama.Client(host=stack.url, headers={"Authorization": f"Bearer {key.raw}"}, timeout=120)
     lines = list(client.pull(url, stream=True))
     assert lines[0].status == "pulling manifest"
     assert lines[-1].status == "success"

@@ -26,7 +26,7 @@ def socket(ws_url, default_model, member_key):
         yield ws
 
 
-def frame(ws, timeout: float = 30) -> dict:
+def frame(ws, timeout: float = 120) -> dict:
     return json.loads(ws.recv(timeout=timeout))
 
 
