@@ -8,7 +8,7 @@ import pytest
 from openai import OpenAI
 
 from console.models import UsageRecord
-from tests.doors.conftest import wait_for_row
+from tests.doors.helpers import wait_for_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from console.models import UsageRecord
 from inference.grpc_stubs import pb2, pb2_grpc
-from tests.doors.conftest import LONG_PROMPT, LONG_TOKENS, wait_for_row
+from tests.doors.helpers import LONG_PROMPT, LONG_TOKENS, NEXT_DEADLINE, wait_for_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,7 +103,7 @@ def test_a_cancelled_call_stops_the_generation_in_the_worker(stub, auth):
     # The worker is free: a short request is answered at once, not after the long one's minute.
     replies = list(stub.Generate(pb2.GenerateRequest(model="gemma3-270m", prompt="Hi",
                                                      options=pb2.SamplingOptions(max_tokens=3)),
-                                 metadata=auth, timeout=30))
+                                 metadata=auth, timeout=NEXT_DEADLINE))
     assert replies[-1].usage.completion_tokens <= 3
 
 

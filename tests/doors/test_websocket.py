@@ -6,7 +6,7 @@ import pytest
 from websockets.sync.client import connect
 
 from console.models import UsageRecord
-from tests.doors.conftest import LONG_PROMPT, LONG_TOKENS, wait_for_row
+from tests.doors.helpers import LONG_PROMPT, LONG_TOKENS, NEXT_DEADLINE, wait_for_row
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,11 +34,11 @@ def send(ws, **data) -> None:
     ws.send(json.dumps(data))
 
 
-def answer(ws, id) -> tuple[str, dict]:
+def answer(ws, id, timeout: float = 120) -> tuple[str, dict]:
     """The text of request `id` and its last frame (done or error)."""
     text = []
     while True:
-        f = frame(ws)
+        f = frame(ws, timeout)
         assert f["id"] == id
         if f["type"] != "token":
             return "".join(text), f
@@ -139,5 +139,5 @@ def test_cancel_stops_the_generation_in_the_worker(socket):
     assert row.endpoint == "ws.completion" and row.completion_tokens < 100
     # The worker is free: a short request is answered at once, not after the long one's minute.
     send(socket, id="next", type="completion", model="gemma3-270m", prompt="Hi", max_tokens=4)
-    text, done = answer(socket, "next")
+    text, done = answer(socket, "next", timeout=NEXT_DEADLINE)
     assert done["type"] == "done" and done["usage"]["completion_tokens"] <= 4
