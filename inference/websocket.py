@@ -122,7 +122,8 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
             log.exception("relaying request %s failed", session.request_id)
             await session.cancel()
         finally:
-            self.requests.pop(id, None)
+            if self.requests.get(id, (None,))[0] is session:  # not a newer request that reuses the id
+                del self.requests[id]
 
     async def cancel(self, id) -> None:
         entry = self.requests.pop(id, None)
