@@ -1,6 +1,7 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium) against the
 real stack's ASGI server. Skipped, saying so, where Chromium is not installed."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,10 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread, which Django takes for async code:
+    # the tests' own ORM calls are synchronous all the same.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
