@@ -1,5 +1,6 @@
-"""The playground in Chromium against the real stack: a member chats and stops an answer; two
-members of a team share a room and both watch the answer stream; markup in messages stays text."""
+"""The playground in Chromium against the real stack: a member chats, stops an answer and rides out
+a dropped socket; two members of a team share a room and both watch the answer stream; markup in
+messages stays text."""
 
 import pytest
 from playwright.sync_api import expect
@@ -35,6 +36,13 @@ print("hello")
 
 def test_a_member_starts_a_conversation_watches_tokens_arrive_and_stops(new_page, member, default_model):
     page = new_page(member)
+    sockets = []  # the page's sockets pass through Playwright, which can drop one
+
+    def through(ws):
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    page.route_web_socket("**/ws/playground/**", through)
     page.get_by_role("link", name="Playground").click()
     page.get_by_label("Title").fill("Counting")
     page.get_by_label("Temperature").fill("0")
@@ -56,6 +64,13 @@ def test_a_member_starts_a_conversation_watches_tokens_arrive_and_stops(new_page
     answer = Message.objects.get(role=Message.ASSISTANT)
     assert answer.status == Message.STOPPED and answer.content
     expect(page.locator(".msg-user .author")).to_have_text("bob")
+
+    # The socket drops: the page reconnects by itself and shows the room as it was.
+    sockets[-1].close()
+    expect(page.locator("#connection")).to_contain_text("reconnecting", timeout=20_000)
+    expect(page.locator("#connection")).to_have_text("Connected", timeout=30_000)
+    expect(page.locator(".msg-assistant[data-status=stopped]")).to_have_count(1)
+    assert len(sockets) == 2
 
 
 def test_two_members_share_a_room_and_markup_stays_text(new_page, member, default_model, django_user_model):
