@@ -233,3 +233,21 @@ def test_an_unavailable_model_answers_with_an_error_message(room, member):
     assert answer["status"] == "error" and "no-such-model" in answer["error"]
     row = UsageRecord.objects.get(request_id=answer["request_id"])
     assert (row.endpoint, row.outcome, row.error_code) == ("playground", "error", "model_not_found")
+
+
+def test_a_message_longer_than_the_context_answers_with_an_error_message(room, member):
+    cookie = cookie_for(member)
+
+    async def scenario():
+        ws = socket(room.pk, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_json_from(timeout=10)
+        await ws.send_json_to({"type": "send", "content": "hello " * 5000})  # over 4096 tokens
+        answer = (await frames_until(ws, answer_saved))[-1]["message"]
+        await settle()
+        await ws.disconnect()
+        return answer
+
+    answer = asyncio.run(scenario())
+    assert answer["status"] == "error" and "maximum context length" in answer["error"]
+    assert UsageRecord.objects.get(request_id=answer["request_id"]).error_code == "context_length_exceeded"
