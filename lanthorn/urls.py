@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/ps", ollama_views.PsView.as_view(), name="ollama-ps"),
     path("api/version", ollama_views.VersionView.as_view(), name="ollama-version"),
     path("admin/", admin.site.urls),
+    path("playground/", include("playground.urls")),
     path("", include("registry.urls")),
     path("", include("console.urls")),
 ]
