@@ -5,6 +5,7 @@ import math
 import struct
 
 import pytest
+from lanthorn_sdk import LLMClient
 from openai import OpenAI
 
 from console.models import UsageRecord
@@ -86,3 +87,9 @@ def test_ollama_embed_gives_the_same_vectors(api):
     assert len(ollama["embeddings"]) == 1
     assert max(abs(a - b) for a, b in zip(ollama["embeddings"][0], openai_vector["embedding"])) < 1e-6
     assert wait_for_row(endpoint="ollama.embed").prompt_tokens == ollama["prompt_eval_count"]
+
+
+def test_the_python_sdk_gets_embeddings(stack, default_model, member_key):
+    with LLMClient(endpoint=stack.url, api_key=member_key.raw) as client:
+        vectors = client.embed(["one", "two"], model="gemma3-270m")
+    assert [len(v) for v in vectors] == [640, 640] and vectors[0] != vectors[1]

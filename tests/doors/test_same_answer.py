@@ -4,6 +4,7 @@ import json
 
 import ollama
 import pytest
+from lanthorn_sdk import LLMClient
 from websockets.sync.client import connect
 
 from console.models import UsageRecord
@@ -43,8 +44,12 @@ def test_every_door_gives_the_same_greedy_answer(api, stack, member_key, grpc_ch
                         metadata=(("authorization", f"Bearer {member_key.raw}"),), timeout=120)
     via_grpc = "".join(r.text for r in replies)
 
+    with LLMClient(endpoint=stack.url, api_key=member_key.raw) as sdk:
+        via_sdk = sdk.chat(messages=MESSAGES, model="gemma3-270m", temperature=0, seed=7, max_tokens=8).text
+
     assert rest.strip()
-    assert {"websocket": websocket, "ollama": via_ollama, "grpc": via_grpc} == {
-        "websocket": rest, "ollama": rest, "grpc": rest}
+    assert {"websocket": websocket, "ollama": via_ollama, "grpc": via_grpc, "python sdk": via_sdk} == {
+        "websocket": rest, "ollama": rest, "grpc": rest, "python sdk": rest}
     assert sorted(UsageRecord.objects.values_list("endpoint", flat=True)) == [
-        "/v1/chat/completions", "/v1/chat/completions", "grpc.chat", "ollama.chat", "ws.chat"]
+        "/v1/chat/completions", "/v1/chat/completions", "/v1/chat/completions", "grpc.chat", "ollama.chat",
+        "ws.chat"]
