@@ -12,8 +12,11 @@ from console import services as console_services
 from console.models import ApiKey
 from core.errors import ApiError
 from core.validation import first_error
-from inference.serializers import ChatCompletionSerializer, CompletionSerializer
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
 from registry.models import Model
+
+SERIALIZERS = {"chat": ChatCompletionSerializer, "completion": CompletionSerializer,
+               "embedding": EmbeddingSerializer}
 
 @dataclass
 class ApiCall:
@@ -42,15 +45,17 @@ class ApiCall:
 class Prepared:
     stream: bool
     include_usage: bool
+    encoding_format: str = "float"  # embeddings: float or base64
 
 
 def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Prepared:
-    """Validate a request body and queue it for a worker of its model; raises ApiError."""
-    from inference.tasks import generate
+    """Validate a request body (kind: chat, completion or embedding) and queue it for a worker
+    of its model; raises ApiError."""
+    from inference.tasks import embed, generate
 
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    serializer = (ChatCompletionSerializer if kind == "chat" else CompletionSerializer)(data=data)
+    serializer = SERIALIZERS[kind](data=data)
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)
         raise ApiError(400, message, param=param, code="invalid_value")
@@ -62,6 +67,14 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
                        param="model")
     version = model.active_version
     call.version_digest = version.digest
+    if kind == "embedding":
+        embed.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel, version_id=version.id,
+                              load=model.load_config(), model=model.name, inputs=params["input"],
+                              enqueued_at=time.time())
+        return Prepared(stream=False, include_usage=False, encoding_format=params["encoding_format"])
+    if params.get("num_ctx") and params["num_ctx"] > model.n_ctx:
+        raise ApiError(400, f"num_ctx: '{model.name}' is loaded with a context of {model.n_ctx} tokens; "
+                       "an admin can raise its n_ctx.", param="num_ctx", code="invalid_value")
 
     def pick(name):
         value = params.get(name)

@@ -1,9 +1,10 @@
 """One request's lifecycle, the same for every door into the engine.
 
-A door (the SSE endpoints, the playground's WebSocket, the CLI shell, and later WebSocket,
-gRPC and Ollama) only translates its wire format. The `RequestSession` does the rest:
+A door (the SSE and embeddings endpoints, the playground's WebSocket, the CLI shell, the
+WebSocket API, the Ollama API, gRPC) only translates its wire format; an embeddings request ends
+with Embedded instead of Text and Done. The `RequestSession` does the rest:
 
-    session = RequestSession(interface="api.chat", kind="chat")
+    session = RequestSession(interface="api.chat", kind="chat")   # or completion, embedding
     await session.authenticate(authorization)    # or RequestSession(..., user=request.user)
     prepared = await session.start(body)         # validate, queue on the model's queue
     async for event in session.events():         # Started, Text, then Done or Failed
@@ -70,11 +71,23 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """The vectors of an embeddings request, one per input, in order (final)."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+    @property
+    def usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens}
+
+
+@dataclass(frozen=True)
 class Failed:
     error: ApiError
 
 
-Event = Started | Text | Done | Failed
+Event = Started | Text | Done | Embedded | Failed
 
 # A pool of threads keeps its database connections across requests.
 _authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
@@ -122,9 +135,12 @@ class RequestSession:
             await self.fail(error)
             raise error from exc
 
-    async def start(self, data: dict | bytes) -> services.Prepared:
-        """Validates the request (a JSON body, or its parsed dict) and queues it for a worker of its
-        model. Raises ApiError, having recorded the failure."""
+    async def start(self, data: dict | bytes, *, kind: str | None = None) -> services.Prepared:
+        """Validates the request (a JSON body, or its parsed dict: a door that speaks another wire
+        format passes the OpenAI-shaped dict it translated, and the `kind` it read from it) and
+        queues it for a worker of its model. Raises ApiError, having recorded the failure."""
+        if kind is not None:
+            self.kind = kind
         try:
             if isinstance(data, (bytes, str)):
                 try:
@@ -141,7 +157,7 @@ class RequestSession:
         return self.prepared
 
     async def events(self) -> AsyncIterator[Event]:
-        """The request's events until Done or Failed (both final). Never hangs: a request whose
+        """The request's events until Done, Embedded or Failed (all final). Never hangs: a request whose
         worker is missing, dies or goes quiet ends with Failed."""
         worker: str | None = None
         last_event = time.monotonic()
@@ -181,6 +197,14 @@ class RequestSession:
                     call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
                     await self._finish()
                     yield done
+                    return
+                elif kind == "inference.embeddings":
+                    embedded = Embedded(message["vectors"], message["prompt_tokens"])
+                    self.call.prompt_tokens = embedded.prompt_tokens
+                    if self.call.ttft is None:
+                        self.call.ttft = last_event - self.call.started
+                    await self._finish()
+                    yield embedded
                     return
                 elif kind == "inference.error":
                     error = ApiError.from_dict(message["error"])

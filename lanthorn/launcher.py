@@ -79,6 +79,13 @@ def main() -> None:
         sys.exit(f"LANTHORN_PORT={os.environ['LANTHORN_PORT']!r} is not a port number")
     if not _port_free(host, port):
         sys.exit(f"Port {port} on {host} is already in use: set LANTHORN_PORT to a free port.")
+    grpc_host = os.environ.get("LANTHORN_GRPC_HOST") or host
+    try:
+        grpc_port = int(os.environ.get("LANTHORN_GRPC_PORT", "50051"))
+    except ValueError:
+        sys.exit(f"LANTHORN_GRPC_PORT={os.environ['LANTHORN_GRPC_PORT']!r} is not a port number")
+    if not _port_free(grpc_host, grpc_port):
+        sys.exit(f"Port {grpc_port} on {grpc_host} is already in use: set LANTHORN_GRPC_PORT to a free port.")
     home = Path(os.environ.get("LANTHORN_HOME", BASE_DIR / "var")).resolve()
     children: list[subprocess.Popen] = []
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even where a shell ignored it
@@ -92,6 +99,7 @@ def main() -> None:
         password = setup()
         children.append(processes.start_worker())
         children.append(processes.start_server(host=host, port=port))
+        children.append(processes.start_grpc(host=grpc_host, port=grpc_port))
         url = f"http://{host}:{port}"
         try:
             processes.wait_healthy(url, children)
@@ -99,6 +107,7 @@ def main() -> None:
             raise LaunchError(str(exc)) from exc
         print(f"\nLanthorn is running: {url}/", flush=True)
         print(f"  OpenAI API base URL: {url}/v1   (create a key: .venv/bin/lanthorn keys create --name NAME)")
+        print(f"  Ollama API: {url}   WebSocket API: ws://{host}:{port}/ws/v1/chat   gRPC: {grpc_host}:{grpc_port}")
         if password:
             print(f"  Admin login: admin / {password}   (shown once; stored hashed)")
         else:

@@ -24,6 +24,11 @@ def start_server(*, host: str, port: int, env: dict | None = None) -> subprocess
         cwd=BASE_DIR, env=env, start_new_session=True)
 
 
+def start_grpc(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "grpc", "--host", host, "--port", str(port)],
+                            cwd=BASE_DIR, env=env, start_new_session=True)
+
+
 def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120, *,
                  need_worker: bool = True) -> None:
     """Waits until GET url/healthz answers 200 (any answer, without `need_worker`: a server with

@@ -194,3 +194,7 @@ LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
 LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
+
+# The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
+LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")
+LANTHORN_GRPC_PORT = envint("LANTHORN_GRPC_PORT", "50051")

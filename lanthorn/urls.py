@@ -1,12 +1,18 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from inference import ollama_views
 from inference import views as inference_views
 from console import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
+    # The Ollama-compatible API (its streaming endpoints are consumers, in lanthorn/asgi.py).
+    path("api/tags", ollama_views.TagsView.as_view(), name="ollama-tags"),
+    path("api/show", ollama_views.ShowView.as_view(), name="ollama-show"),
+    path("api/ps", ollama_views.PsView.as_view(), name="ollama-ps"),
+    path("api/version", ollama_views.VersionView.as_view(), name="ollama-version"),
     path("admin/", admin.site.urls),
     path("playground/", include("playground.urls")),
     path("", include("registry.urls")),

@@ -146,24 +146,31 @@ def progress_line(pull) -> dict:
     return line
 
 
+async def progress_lines(pull_id):
+    """The pull's progress lines (Ollama's shape) as it changes, until it ends; the last line
+    is its outcome. Also what Ollama's `/api/pull` streams (inference/ollama.py)."""
+    get = sync_to_async(services.get_pull)
+    last = None
+    while True:
+        pull = await get(pull_id=pull_id)
+        line = progress_line(pull)
+        if line != last:
+            yield line
+            last = line
+        if pull.finished:
+            return
+        await asyncio.sleep(0.5)
+
+
 class PullStreamView(APIView):
     """GET /api/pulls/ID/stream: NDJSON progress lines until the pull ends (Ollama's format)."""
 
     def get(self, request, pull_id):
         services.get_pull(pull_id=pull_id)  # 404 before the stream starts
-        get = sync_to_async(services.get_pull)
 
         async def lines():
-            last = None
-            while True:
-                pull = await get(pull_id=pull_id)
-                line = progress_line(pull)
-                if line != last:
-                    yield json.dumps(line) + "\n"
-                    last = line
-                if pull.finished:
-                    return
-                await asyncio.sleep(0.5)
+            async for line in progress_lines(pull_id):
+                yield json.dumps(line) + "\n"
 
         return StreamingHttpResponse(lines(), content_type="application/x-ndjson")
 

@@ -28,6 +28,8 @@ command -v g++ >/dev/null && command -v make >/dev/null || apt_install build-ess
 scripts/install-llama-cpp.sh .venv
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -e . -e sdk/python
+# The gRPC stubs of proto/lanthorn/v1/inference.proto, into build/grpc/ (not committed).
+.venv/bin/python -m inference.grpc_stubs
 
 # Test toolchains: Debian's Chromium for the browser tests (driven by Playwright, no browser
 # download), Go and a JDK for the Go and Java SDKs. Missing ones are installed when we can
