@@ -40,14 +40,36 @@ class ApiCall:
 
 @dataclass
 class Prepared:
+    """A validated request, ready to queue: what the door needs (stream, include_usage) and what
+    the worker and the limits need."""
+
     stream: bool
     include_usage: bool
+    model: str
+    version_id: int
+    load: dict
+    job: dict
+
+    @property
+    def max_tokens(self) -> int:
+        return self.job["max_tokens"]
+
+    def estimated_tokens(self) -> int:
+        """An upper bound of the tokens the request can spend: max_tokens plus the prompt's UTF-8
+        bytes (a byte-fallback tokenizer makes at most one token of a byte) plus the chat
+        template's few tokens a message."""
+        if "messages" in self.job:
+            texts = [m["content"] for m in self.job["messages"]]
+        else:
+            texts = [self.job["prompt"]]
+        return self.max_tokens + sum(len(t.encode()) + PER_MESSAGE_TOKENS for t in texts) + PER_MESSAGE_TOKENS
 
 
-def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Prepared:
-    """Validate a request body and queue it for a worker of its model; raises ApiError."""
-    from inference.tasks import generate
+PER_MESSAGE_TOKENS = 16
 
+
+def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
+    """Validates a request body and finds its model's active version; raises ApiError."""
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     serializer = (ChatCompletionSerializer if kind == "chat" else CompletionSerializer)(data=data)
@@ -78,11 +100,18 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
         job["messages"] = [dict(m) for m in params["messages"]]
     else:
         job["prompt"] = params["prompt"]
-    generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
-                             version_id=version.id, load=model.load_config(), model=model.name, job=job,
-                             enqueued_at=time.time())
     options = params.get("stream_options") or {}
-    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
+    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False),
+                    model=model.name, version_id=version.id, load=model.load_config(), job=job)
+
+
+def enqueue_request(*, call: ApiCall, prepared: Prepared, reply_channel: str) -> None:
+    """Queues a prepared request for a worker of its model."""
+    from inference.tasks import generate
+
+    generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
+                             version_id=prepared.version_id, load=prepared.load, model=prepared.model,
+                             job=prepared.job, enqueued_at=time.time())
 
 
 def finish_request(*, call: ApiCall, user=None) -> None:
