@@ -1,6 +1,7 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium) against the
 real stack's ASGI server. Skipped, saying so, where Chromium is not installed."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,9 @@ def browser():
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an event loop on the main thread, which makes Django refuse the
+    # tests' own ORM calls (fixtures, assertions) as if they came from async code.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
