@@ -25,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 from django.conf import settings
 
 from console import roles
+from console.models import UserLimits
 from core.redis import redis_client
 
 WINDOW_MS = 60_000
@@ -162,8 +163,6 @@ def admit(*, api_key=None, user=None, model: str, request_id: str, tokens: int) 
             raise ModelNotAllowed(f"This API key may not use the model '{model}'.")
         limits, subject = Limits.of(api_key), f"key:{api_key.pk}"
     elif user is not None:
-        from console.models import UserLimits
-
         row = UserLimits.objects.filter(user=user).first()
         limits, subject = (Limits.of(row) if row else Limits()), f"user:{user.pk}"
     else:
@@ -205,5 +204,15 @@ def release(reservation: Reservation, *, used_tokens: int) -> None:
 
 def used_today(*, api_key=None, user=None) -> int:
     """Tokens the key (or the user without a key) spent or has reserved today."""
-    subject = f"key:{api_key.pk}" if api_key is not None else f"user:{user.pk}"
-    return int(redis_client().get(_keys(subject, time.time())[2]) or 0)
+    return used_today_by_keys([api_key])[api_key.pk] if api_key is not None else \
+        int(redis_client().get(_keys(f"user:{user.pk}", time.time())[2]) or 0)
+
+
+def used_today_by_keys(keys) -> dict[int, int]:
+    """Tokens each key spent or has reserved today, in one round trip."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    now = time.time()
+    values = redis_client().mget([_keys(f"key:{key.pk}", now)[2] for key in keys])
+    return {key.pk: int(value or 0) for key, value in zip(keys, values)}

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
-from console import services
+from console import limits, services
 from console.access import key_holders_only
 from console.forms import ApiKeyForm
 from console.models import ApiKey, UsageRecord
@@ -65,9 +65,22 @@ def dashboard(request):
 
 # API keys: members manage their own, admins everyone's.
 
+def with_tokens_today(keys) -> list:
+    """The keys, those with a daily budget carrying `tokens_today` (None when Redis does not answer)."""
+    keys = list(keys)
+    budgeted = [key for key in keys if key.tokens_per_day is not None and key.is_active]
+    try:
+        used = limits.used_today_by_keys(budgeted)
+    except RedisError:
+        used = {}
+    for key in keys:
+        key.tokens_today = used.get(key.pk)
+    return keys
+
+
 def keys_context(request, *, form=None, new_key=None, error=None) -> dict:
     return {
-        "keys": visible_keys(request.user),
+        "keys": with_tokens_today(visible_keys(request.user)),
         "form": form or ApiKeyForm(user=request.user),
         "new_key": new_key,
         "error": error,
@@ -112,5 +125,6 @@ def key_revoke(request, pk):
     key = get_object_or_404(visible_keys(request.user), pk=pk)
     services.revoke_api_key(key=key, actor=request.user, origin=request_origin(request))
     if request.htmx:
-        return render(request, "console/_key_row.html", {"key": key, "show_owner": is_admin(request.user)})
+        return render(request, "console/_key_row.html",
+                      {"key": with_tokens_today([key])[0], "show_owner": is_admin(request.user)})
     return redirect("keys")

@@ -27,6 +27,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from console import limits
 from console import services as console_services
@@ -154,6 +155,10 @@ class RequestSession:
                                                 request_id=self.request_id, tokens=prepared.estimated_tokens())
             except limits.Refused as refused:
                 raise refusal(refused) from None
+            except RedisError:
+                log.exception("could not check the limits of request %s", self.request_id)
+                raise ApiError(503, "Lanthorn cannot reach Redis to check this request's limits.",
+                               code="service_unavailable") from None
             await _anchor(self._layer)
             self._channel = await self._layer.new_channel(prefix="req.")
             self.prepared = prepared

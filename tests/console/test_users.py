@@ -230,3 +230,4 @@ def test_a_form_without_its_csrf_token_is_refused(admin, member, member_key, for
     assert member.is_active and not roles.is_admin(member) and admin.check_password("password")
     assert not UserLimits.objects.exists() and list(team.members.all()) == [member]
     assert ApiKey.objects.get().revoked_at is None and Team.objects.count() == 1
+
