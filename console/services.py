@@ -210,7 +210,7 @@ def create_api_key(*, user, name: str, actor=None, origin: dict | None = None, r
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=hash_key(raw),
                                 allowed_models=allowed, expires_at=expires_at, **limits)
-    announce("key.create", actor=actor or user, api_key=key, target=f"{user.username}/{name}",
+    announce("key.create", actor=actor, api_key=key, target=f"{user.username}/{name}",
              details={**limits, "models": allowed, "expires_at": expires_at.isoformat() if expires_at else None},
              **(origin or {}))
     return NewKey(key=key, raw=raw)
@@ -230,7 +230,7 @@ def set_key_limits(*, key: ApiKey, actor=None, origin: dict | None = None, rpm: 
     for field, value in values.items():
         setattr(key, field, value)
     key.save(update_fields=["allowed_models", "expires_at", *LIMIT_FIELDS])
-    announce("key.limits", actor=actor or key.user, api_key=key, target=f"{key.user.username}/{key.name}",
+    announce("key.limits", actor=actor, api_key=key, target=f"{key.user.username}/{key.name}",
              details={**values, "models": key.allowed_models,
                       "expires_at": expires_at.isoformat() if expires_at else None}, **(origin or {}))
 
@@ -239,7 +239,7 @@ def revoke_api_key(*, key: ApiKey, actor=None, origin: dict | None = None) -> No
     if actor is not None and actor.pk != key.user_id and not roles.is_admin(actor):
         raise ConsoleError("Only an admin revokes other people's keys.")
     key.revoke()
-    announce("key.revoke", actor=actor or key.user, api_key=key, target=f"{key.user.username}/{key.name}",
+    announce("key.revoke", actor=actor, api_key=key, target=f"{key.user.username}/{key.name}",
              **(origin or {}))
 
 
