@@ -26,7 +26,9 @@ def role_required(*allowed: str, message: str = "Your role does not give access 
 
 
 admin_required = role_required(roles.ADMIN, message="Only an admin can do this.")
-key_holders_only = role_required(roles.ADMIN, roles.MEMBER, message="Auditors have no API keys.")
+# The playground and API keys: auditors read usage, they run no models and see no prompts.
+members_only = role_required(roles.ADMIN, roles.MEMBER,
+                             message="Auditors read usage; the playground and API keys are for members.")
 
 
 def navigation(request) -> dict:
@@ -37,6 +39,7 @@ def navigation(request) -> dict:
         "nav": {
             "dashboard": role is not None,
             "models": role is not None,
+            "playground": role in (roles.ADMIN, roles.MEMBER),
             "keys": role in (roles.ADMIN, roles.MEMBER),
             "users": role == roles.ADMIN,
         },

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
 from console import limits, services
-from console.access import key_holders_only
+from console.access import members_only
 from console.forms import ApiKeyForm
 from console.models import ApiKey, UsageRecord
 from console.roles import can_audit, is_admin
@@ -95,12 +95,12 @@ def render_keys(request, **context):
     return render(request, template, keys_context(request, **context))
 
 
-@key_holders_only
+@members_only
 def keys_page(request):
     return render_keys(request)
 
 
-@key_holders_only
+@members_only
 @require_POST
 def key_create(request):
     form = ApiKeyForm(request.POST, user=request.user)
@@ -119,7 +119,7 @@ def key_create(request):
     return render_keys(request, form=form, new_key=new_key, error=error)
 
 
-@key_holders_only
+@members_only
 @require_POST
 def key_revoke(request, pk):
     key = get_object_or_404(visible_keys(request.user), pk=pk)

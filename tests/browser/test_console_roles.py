@@ -12,10 +12,10 @@ from tests.browser.conftest import screenshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAV = {
-    "admin": ["Dashboard", "Models", "API keys", "Users"],
-    "member": ["Dashboard", "Models", "API keys"],
+    "admin": ["Dashboard", "Models", "Playground", "API keys", "Users"],
+    "member": ["Dashboard", "Models", "Playground", "API keys"],
     "auditor": ["Dashboard", "Models"],
-    "outsider": ["Dashboard", "Models", "API keys"],
+    "outsider": ["Dashboard", "Models", "Playground", "API keys"],
 }
 
 

@@ -23,6 +23,7 @@ def people(admin, member, auditor, outsider):
 PAGES = {  # page: the roles that may open it
     "dashboard": {"admin", "member", "auditor", "outsider"},
     "models": {"admin", "member", "auditor", "outsider"},
+    "playground:index": {"admin", "member", "outsider"},
     "keys": {"admin", "member", "outsider"},
     "users": {"admin"},
     "password": {"admin", "member", "auditor", "outsider"},
@@ -44,10 +45,10 @@ def test_it_sends_anonymous_people_to_sign_in(client, page):
 
 
 NAV = {
-    "admin": ["Dashboard", "Models", "API keys", "Users"],
-    "member": ["Dashboard", "Models", "API keys"],
+    "admin": ["Dashboard", "Models", "Playground", "API keys", "Users"],
+    "member": ["Dashboard", "Models", "Playground", "API keys"],
     "auditor": ["Dashboard", "Models"],
-    "outsider": ["Dashboard", "Models", "API keys"],
+    "outsider": ["Dashboard", "Models", "Playground", "API keys"],
 }
 
 
@@ -56,7 +57,7 @@ def test_the_navigation_shows_only_what_the_role_may_use(client, people, role):
     client.force_login(people[role])
     content = client.get(reverse("dashboard")).content.decode()
     nav = content.split('<nav class="nav"')[1].split("</nav>")[0]
-    shown = [label for label in ("Dashboard", "Models", "API keys", "Users") if f">{label}</a>" in nav]
+    shown = [label for label in ("Dashboard", "Models", "Playground", "API keys", "Users") if f">{label}</a>" in nav]
     assert shown == NAV[role]
 
 
@@ -115,3 +116,15 @@ def test_a_member_sees_and_revokes_only_their_own_keys(client, member, outsider)
     assert client.post(reverse("key-revoke", args=[theirs.key.pk])).status_code == 404
     theirs.key.refresh_from_db()
     assert theirs.key.revoked_at is None
+
+
+def test_an_auditor_in_a_team_cannot_enter_its_room(auditor, member):
+    from console.services import create_team
+    from playground import selectors, services
+    from registry.models import Model
+
+    Model.objects.create(name="tiny")
+    team = create_team(name="red", members=[member, auditor])
+    room = services.create_conversation(owner=member, title="Room", model_name="tiny", team=team)
+    assert selectors.can_enter(user=member, conversation=room)
+    assert not selectors.can_enter(user=auditor, conversation=room)
