@@ -5,7 +5,8 @@ from console.models import ApiKey, UsageRecord
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "prefix", "user", "rpm", "tokens_per_day", "concurrency", "expires_at", "created_at",
+                    "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "hashed_key"]
 
 

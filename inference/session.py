@@ -28,7 +28,9 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
+from console import limits
 from console import services as console_services
 from core.errors import ApiError, invalid_key
 from core.workers import worker_alive
@@ -91,9 +93,12 @@ Event = Started | Text | Done | Embedded | Failed
 
 # A pool of threads keeps its database connections across requests.
 _authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
-_enqueue = database_sync_to_async(services.enqueue_request, thread_sensitive=False)
+_prepare = database_sync_to_async(services.prepare_request, thread_sensitive=False)
+_admit = database_sync_to_async(limits.admit, thread_sensitive=False)
 _record = database_sync_to_async(services.finish_request, thread_sensitive=False)
 # These only talk to Redis.
+_enqueue = sync_to_async(services.enqueue_request, thread_sensitive=False)
+_release = sync_to_async(limits.release, thread_sensitive=False)
 _cancel = sync_to_async(request_cancel, thread_sensitive=False)
 _worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
 
@@ -108,6 +113,17 @@ async def _anchor(layer) -> None:
         await layer.new_channel(prefix="anchor.")
 
 
+def refusal(refused: limits.Refused) -> ApiError:
+    """The API's answer to a request the limits refused, as OpenAI words it."""
+    if isinstance(refused, limits.LimitExceeded):
+        return ApiError(429, refused.message, code="insufficient_quota" if refused.quota else "rate_limit_exceeded",
+                        type="insufficient_quota" if refused.quota else "requests",
+                        headers={"Retry-After": str(refused.retry_after)})
+    if isinstance(refused, limits.ModelNotAllowed):
+        return ApiError(403, refused.message, code="model_not_allowed", param="model")
+    return ApiError(403, refused.message, code="permission_denied")
+
+
 class RequestSession:
     def __init__(self, *, interface: str, kind: str = "chat", user=None):
         """`interface` names the door on the usage row (`/v1/chat/completions`, `playground`, ...);
@@ -116,6 +132,7 @@ class RequestSession:
         self.kind = kind
         self.user = user
         self.prepared: services.Prepared | None = None
+        self.reservation: limits.Reservation | None = None
         self.finished = False
         self.sent_text = False
         self._layer = get_channel_layer()
@@ -137,8 +154,9 @@ class RequestSession:
 
     async def start(self, data: dict | bytes, *, kind: str | None = None) -> services.Prepared:
         """Validates the request (a JSON body, or its parsed dict: a door that speaks another wire
-        format passes the OpenAI-shaped dict it translated, and the `kind` it read from it) and
-        queues it for a worker of its model. Raises ApiError, having recorded the failure."""
+        format passes the OpenAI-shaped dict it translated, and the `kind` it read from it), admits
+        it under the key's (or the user's) limits and queues it for a worker of its model. Raises
+        ApiError, having recorded the failure."""
         if kind is not None:
             self.kind = kind
         try:
@@ -147,10 +165,20 @@ class RequestSession:
                     data = json.loads(data)
                 except ValueError:
                     raise ApiError(400, "We could not parse the JSON body of your request.") from None
+            prepared = await _prepare(call=self.call, kind=self.kind, data=data)
+            try:
+                self.reservation = await _admit(api_key=self.call.api_key, user=self.user, model=prepared.model,
+                                                request_id=self.request_id, tokens=prepared.estimated_tokens())
+            except limits.Refused as refused:
+                raise refusal(refused) from None
+            except RedisError:
+                log.exception("could not check the limits of request %s", self.request_id)
+                raise ApiError(503, "Lanthorn cannot reach Redis to check this request's limits.",
+                               code="service_unavailable") from None
             await _anchor(self._layer)
             self._channel = await self._layer.new_channel(prefix="req.")
-            self.prepared = await _enqueue(call=self.call, kind=self.kind, data=data,
-                                           reply_channel=self._channel)
+            self.prepared = prepared
+            await _enqueue(call=self.call, prepared=prepared, reply_channel=self._channel)
         except ApiError as error:
             await self.fail(error)
             raise
@@ -249,10 +277,17 @@ class RequestSession:
         await self._record()
 
     async def _record(self) -> None:
+        """The end of every request, once: its usage row, and its reservation given back."""
         try:
             await _record(call=self.call, user=self.user)
         except Exception:
             log.exception("could not record the usage row of request %s", self.call.request_id)
+        if self.reservation is not None:
+            reservation, self.reservation = self.reservation, None
+            try:
+                await _release(reservation, used_tokens=self.call.prompt_tokens + self.call.completion_tokens)
+            except Exception:  # the slot expires on its own after LANTHORN_REQUEST_TIMEOUT
+                log.exception("could not release the limits reserved by request %s", self.call.request_id)
 
     async def _watch(self, worker: str | None, last_event: float, deadline: float) -> ApiError | None:
         """The watchdog's verdict after a quiet spell: an error to fail with, or None to wait on."""

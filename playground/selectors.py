@@ -2,6 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
+from console import roles
 from console.models import Team
 from playground.models import Conversation, Message
 from registry.models import Model
@@ -14,8 +15,9 @@ def visible_conversations(*, user) -> QuerySet[Conversation]:
 
 
 def can_enter(*, user, conversation: Conversation) -> bool:
-    """The owner, and the members of the room's team (an active, signed-in person)."""
-    if user is None or not user.is_authenticated or not user.is_active:
+    """The owner, and the members of the room's team (an active, signed-in admin or member:
+    auditors see no prompts)."""
+    if roles.role_of(user) not in (roles.ADMIN, roles.MEMBER):
         return False
     if conversation.owner_id == user.id:
         return True

@@ -1,12 +1,12 @@
 """The playground's pages: the conversation list and a room. The chat itself runs over the
 room's WebSocket (playground.consumers); these views manage conversations and their settings."""
 
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from console.access import members_only
 from playground import selectors, services
 from playground.forms import NewConversationForm, RenameForm, SettingsForm
 from playground.models import Conversation
@@ -27,7 +27,7 @@ def _index(request, form, status=200):
     }, status=status)
 
 
-@login_required
+@members_only
 def index(request):
     if request.method != "POST":
         return _index(request, NewConversationForm(user=request.user))
@@ -38,7 +38,7 @@ def index(request):
     return redirect("playground:room", pk=conversation.pk)
 
 
-@login_required
+@members_only
 def room(request, pk):
     conversation = _conversation(request, pk)
     return render(request, "playground/room.html", {
@@ -47,7 +47,7 @@ def room(request, pk):
     })
 
 
-@login_required
+@members_only
 @require_POST
 def rename(request, pk):
     conversation = _conversation(request, pk)
@@ -59,7 +59,7 @@ def rename(request, pk):
     return redirect("playground:index")
 
 
-@login_required
+@members_only
 @require_POST
 def delete(request, pk):
     conversation = _conversation(request, pk)
@@ -71,7 +71,7 @@ def delete(request, pk):
     return redirect("playground:index")
 
 
-@login_required
+@members_only
 @require_POST
 def configure(request, pk):
     conversation = _conversation(request, pk)
