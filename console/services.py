@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.models import ApiKey, UsageRecord, hash_key
+from core.actions import announce
 
 KEY_PREFIX = "lt-"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -26,12 +27,16 @@ class NewKey:
 
 def create_api_key(*, user, name: str) -> NewKey:
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=hash_key(raw))
+    with transaction.atomic():
+        key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=hash_key(raw))
+        announce("key.create", target=key.prefix, details={"name": name, "owner": user.get_username()})
     return NewKey(key=key, raw=raw)
 
 
 def revoke_api_key(*, key: ApiKey) -> None:
-    key.revoke()
+    with transaction.atomic():
+        key.revoke()
+        announce("key.revoke", target=key.prefix, details={"name": key.name, "owner": key.user.get_username()})
 
 
 def authenticate_key(*, raw: str) -> ApiKey:

@@ -16,6 +16,7 @@ import logging
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
+from core.actions import scope_origin
 from core.encoding import json_bytes
 from core.errors import ApiError
 from inference import openai_format
@@ -41,7 +42,8 @@ class CompletionConsumer(AsyncHttpConsumer):
         self.body.append(message.get("body", b""))
         if message.get("more_body"):
             return
-        self.session = session = RequestSession(interface=self.scope["path"], kind=self.kind)
+        self.session = session = RequestSession(interface=self.scope["path"], kind=self.kind,
+                                                origin=scope_origin(self.scope))
         try:
             if self.scope["method"] != "POST":
                 error = ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "console",
     "inference",
     "registry",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.actions.OriginMiddleware",
 ]
 
 ROOT_URLCONF = "lanthorn.urls"
@@ -193,3 +195,20 @@ LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
 LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
+
+# Audit trail. Prompts and answers are recorded only when LANTHORN_AUDIT_CONTENT is true; they are
+# then encrypted with LANTHORN_CONTENT_KEY (a Fernet key: `python -c "from cryptography.fernet
+# import Fernet; print(Fernet.generate_key().decode())"`) and deleted after LANTHORN_AUDIT_CONTENT_DAYS.
+LANTHORN_AUDIT_CONTENT = envbool("LANTHORN_AUDIT_CONTENT", "false")
+LANTHORN_CONTENT_KEY = os.getenv("LANTHORN_CONTENT_KEY", "")
+LANTHORN_AUDIT_CONTENT_DAYS = envint("LANTHORN_AUDIT_CONTENT_DAYS", "30")
+if LANTHORN_AUDIT_CONTENT:
+    if not LANTHORN_CONTENT_KEY:
+        raise ValueError("LANTHORN_AUDIT_CONTENT=true needs LANTHORN_CONTENT_KEY (a Fernet key) to encrypt "
+                         "prompts and answers")
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(LANTHORN_CONTENT_KEY)
+    except ValueError:
+        raise ValueError("LANTHORN_CONTENT_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
