@@ -9,5 +9,6 @@ urlpatterns = [
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     path("admin/", admin.site.urls),
     path("", include("registry.urls")),
+    path("", include("audit.urls")),
     path("", include("console.urls")),
 ]
