@@ -20,9 +20,17 @@ def canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+def body(event: dict) -> str:
+    """What is hashed: the canonical JSON of an event's FIELDS (other keys, such as `hash`, are left out)."""
+    return canonical({f: event[f] for f in FIELDS})
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def event_hash(event: dict) -> str:
-    """The hash of an event given as a dict of FIELDS (other keys, such as `hash`, are ignored)."""
-    return hashlib.sha256(canonical({f: event[f] for f in FIELDS}).encode()).hexdigest()
+    return sha256(body(event))
 
 
 class ChainBroken(Exception):

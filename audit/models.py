@@ -27,6 +27,9 @@ class AuditEvent(models.Model):
                                       help_text="sha256 of the encrypted content, when content logging is on")
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # The canonical JSON of the fields above, as hashed: exports stream it as it is, and verify
+    # checks that it still matches both the hash and the columns.
+    body = models.TextField()
 
     class Meta:
         ordering = ["-seq"]

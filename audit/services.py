@@ -81,8 +81,9 @@ def record(*, action: str, actor=None, actor_username: str = "", api_key=None, t
         seq, prev_hash = _head()
         now = timezone.now()
         fields.update(seq=seq + 1, time=now, prev_hash=prev_hash)
-        digest = chain.event_hash({**fields, "time": format_time(now)})
-        event = AuditEvent.objects.create(**fields, hash=digest)
+        body = chain.body({**fields, "time": format_time(now)})
+        digest = chain.sha256(body)
+        event = AuditEvent.objects.create(**fields, hash=digest, body=body)
         Head.objects.filter(pk=1).update(seq=event.seq, hash=digest)
         if token:
             AuditContent.objects.create(seq=event.seq, time=now, token=token)
@@ -116,19 +117,29 @@ class Status:
     broken_seq: int | None = None
 
 
-def _db_events(queryset) -> Iterator[dict]:
-    """Events as dicts, in sequence order, a chunk per query (memory stays flat)."""
-    columns = (*chain.FIELDS, "hash")
+def _chunks(queryset, *columns) -> Iterator[list[tuple]]:
+    """Rows of `columns` (the first is `seq`) in sequence order, a chunk per query (memory stays flat)."""
     last = 0
     while True:
         rows = list(queryset.filter(seq__gt=last).order_by("seq").values_list(*columns)[:EXPORT_CHUNK])
-        for row in rows:
-            event = dict(zip(columns, row))
-            event["time"] = format_time(event["time"])
-            yield event
+        if rows:
+            yield rows
         if len(rows) < EXPORT_CHUNK:
             return
         last = rows[-1][0]
+
+
+def _db_events(queryset) -> Iterator[dict]:
+    """Events as dicts of their columns, in sequence order; an event whose stored body no longer
+    matches its hash shows as edited (its `hash` is blanked)."""
+    columns = (*chain.FIELDS, "hash", "body")
+    for rows in _chunks(queryset, *columns):
+        for row in rows:
+            event = dict(zip(columns, row))
+            event["time"] = format_time(event["time"])
+            if chain.sha256(event.pop("body")) != event["hash"]:
+                event["hash"] = ""
+            yield event
 
 
 def verify_trail() -> Status:
@@ -218,30 +229,27 @@ def export(*, format: str, filters: Filters) -> Iterator[str]:
         raise ValueError(f"unknown format {format!r}: use jsonl or csv")
     upto = _head()[0]
     announce("audit.export", target=format, details={"format": format, **filters.as_dict()})
-    rows = _db_events(filters.apply(AuditEvent.objects.filter(seq__lte=upto)))
-    return _jsonl(rows) if format == "jsonl" else _csv(rows)
+    events = filters.apply(AuditEvent.objects.filter(seq__lte=upto))
+    return _jsonl(events) if format == "jsonl" else _csv(events)
 
 
-def _jsonl(rows) -> Iterator[str]:
-    lines = []
-    for event in rows:
-        lines.append(chain.canonical(event))
-        if len(lines) == EXPORT_CHUNK:
-            yield "\n".join(lines) + "\n"
-            lines = []
-    if lines:
-        yield "\n".join(lines) + "\n"
+def _jsonl(events) -> Iterator[str]:
+    """Each line is the stored body with its hash added (a JSON object ends with "}")."""
+    for rows in _chunks(events, "seq", "body", "hash"):
+        yield "".join(f'{body[:-1]},"hash":"{digest}"}}\n' for _, body, digest in rows)
 
 
-def _csv(rows) -> Iterator[str]:
+def _csv(events) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow((*chain.FIELDS, "hash"))
-    for n, event in enumerate(rows, 1):
-        event["details"] = chain.canonical(event["details"])
-        writer.writerow(event.values())
-        if n % EXPORT_CHUNK == 0:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+    for rows in _chunks(events, "seq", "body", "hash"):
+        for _, body, digest in rows:
+            event = json.loads(body)
+            writer.writerow([*(event[f] if f != "details" else chain.canonical(event[f]) for f in chain.FIELDS),
+                             digest])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()

@@ -51,6 +51,13 @@ def test_verify_passes_an_intact_trail_with_its_count_and_head(trail, capsys):
     assert f"10 events verified; head {head}" in capsys.readouterr().out
 
 
+def test_verify_names_an_event_whose_stored_body_was_edited_by_hand(trail, capsys):
+    unguarded().execute("UPDATE audit_auditevent SET body = replace(body, 'gemma3-270m', 'other') WHERE seq = 8")
+
+    assert main(["audit", "verify"]) == 1
+    assert "event 8 was edited" in capsys.readouterr().err
+
+
 def test_verify_names_an_event_edited_by_hand(trail, capsys):
     unguarded().execute("UPDATE audit_auditevent SET target = 'other-model' WHERE seq = 4")
 
@@ -78,7 +85,8 @@ def test_verify_names_an_event_inserted_by_hand_even_with_a_valid_hash(trail, ca
     cursor.execute("UPDATE audit_auditevent SET seq = seq - 999 WHERE seq > 1000")
     before = AuditEvent.objects.get(seq=5)
     forged = {**before.as_dict(), "seq": 6, "actor_username": "mallory", "prev_hash": before.hash}
-    forged["hash"] = chain.event_hash(forged)
+    forged["body"] = chain.body(forged)
+    forged["hash"] = chain.sha256(forged["body"])
     forged["time"] = before.time
     AuditEvent.objects.create(**forged)
 
