@@ -1,10 +1,15 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium) against the
 real stack's ASGI server. Skipped, saying so, where Chromium is not installed."""
 
+import os
 import shutil
 from pathlib import Path
 
 import pytest
+
+# Playwright's sync API keeps an event loop running in the test's thread, so Django would refuse
+# the test's own ORM calls (fixtures, assertions) as if they came from async code. They do not.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -12,7 +17,8 @@ PASSWORD = "password"  # the named roles' password (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")
-def browser():
+def browser(django_db_setup):
+    """(After the test database exists: creating it with Playwright's loop running fails.)"""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
