@@ -14,7 +14,9 @@ from audit import chain
 class AuditEvent(models.Model):
     # Few indexes: each costs every request's append a write (time, action and user serve the
     # console's filters; exports read in sequence order and filter as they go).
-    seq = models.PositiveBigIntegerField(primary_key=True, help_text="position in the chain, 1, 2, 3, …")
+    # Assigned by `audit.services.record`, never by the database; an auto field only because on
+    # SQLite that makes it the rowid, so the table itself is stored in chain order.
+    seq = models.BigAutoField(primary_key=True, help_text="position in the chain, 1, 2, 3, …")
     time = models.DateTimeField(db_index=True)
     actor_id = models.BigIntegerField(null=True, blank=True)
     actor_username = models.CharField(max_length=150, blank=True, db_index=True)
