@@ -6,6 +6,8 @@ audit/triggers.py) refuse UPDATE and DELETE; only `audit.services.purge` removes
 and it leaves a Checkpoint so that what remains still verifies.
 """
 
+from datetime import UTC
+
 from django.db import models
 
 from audit import chain
@@ -41,21 +43,10 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} by {self.actor_username or '-'}"
 
-    def as_dict(self) -> dict:
-        """The event as the chain hashes it and exports carry it."""
-        return {**{f: value_of(f, getattr(self, f)) for f in chain.FIELDS}, "hash": self.hash}
-
-
-def value_of(field: str, value):
-    if field == "time":
-        return format_time(value)
-    return value
 
 
 def format_time(value) -> str:
     """UTC, always with microseconds (isoformat drops them when they are zero)."""
-    from datetime import UTC
-
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -82,8 +73,8 @@ class Checkpoint(models.Model):
 
 
 class Head(models.Model):
-    """The last event appended (one row): appends lock it, and verify compares the chain's end with
-    it, so that deleting the newest events shows."""
+    """The last event appended (one row), moved by every append; verify compares the chain's end
+    with it, so that deleting the newest events shows. It also keeps the last verdict of verify."""
 
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=chain.GENESIS)

@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import operator
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -251,14 +252,21 @@ def _jsonl(events) -> Iterator[str]:
 
 
 def _csv(events) -> Iterator[str]:
+    """The columns of FIELDS and the hash; `details` as canonical JSON (the body's keys are sorted already)."""
+    fields = operator.itemgetter(*chain.FIELDS)
+    details = chain.FIELDS.index("details")
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+    def row(body: str, digest: str) -> list:
+        values = [*fields(json.loads(body)), digest]
+        values[details] = dumps(values[details])
+        return values
+
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow((*chain.FIELDS, "hash"))
     for rows in _chunks(events, "seq", "body", "hash"):
-        for _, body, digest in rows:
-            event = json.loads(body)
-            writer.writerow([*(event[f] if f != "details" else chain.canonical(event[f]) for f in chain.FIELDS),
-                             digest])
+        writer.writerows(row(body, digest) for _, body, digest in rows)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError, transaction
 
 from audit import chain, services
-from audit.models import AuditEvent, Checkpoint
+from audit.models import AuditEvent, Checkpoint, format_time
 from audit.selectors import Filters
 from lanthorn.cli import main
 from tests.audit.helpers import unguarded, write_chain
@@ -84,7 +84,8 @@ def test_verify_names_an_event_inserted_by_hand_even_with_a_valid_hash(trail, ca
     cursor.execute("UPDATE audit_auditevent SET seq = seq + 1000 WHERE seq > 5")
     cursor.execute("UPDATE audit_auditevent SET seq = seq - 999 WHERE seq > 1000")
     before = AuditEvent.objects.get(seq=5)
-    forged = {**before.as_dict(), "seq": 6, "actor_username": "mallory", "prev_hash": before.hash}
+    forged = {**{f: getattr(before, f) for f in chain.FIELDS}, "seq": 6, "actor_username": "mallory",
+              "prev_hash": before.hash, "time": format_time(before.time)}
     forged["body"] = chain.body(forged)
     forged["hash"] = chain.sha256(forged["body"])
     forged["time"] = before.time
