@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "core",
     "console",
     "inference",
+    "playground",
     "registry",
     "audit",
 ]

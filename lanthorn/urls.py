@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     path("admin/", admin.site.urls),
+    path("playground/", include("playground.urls")),
     path("", include("registry.urls")),
     path("", include("audit.urls")),
     path("", include("console.urls")),

@@ -7,26 +7,30 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API keeps an event loop running in the test's thread, so Django would refuse
-# the test's own ORM calls (fixtures, assertions) as if they came from async code. They do not.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "password"  # the named roles' password (tests/conftest.py)
 
 
-@pytest.fixture(scope="session")
-def browser(django_db_setup):
-    """(After the test database exists: creating it with Playwright's loop running fails.)"""
+@pytest.fixture(scope="package")
+def browser():
+    """One Chromium for the browser tests, closed after them: Playwright's event loop must not
+    outlive them (Django refuses async_to_sync in a thread with a running loop)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread, which Django takes for async code:
+    # the tests' own ORM calls are synchronous all the same.
+    unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
+    if unsafe is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
