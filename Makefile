@@ -19,6 +19,8 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/stream_overhead.py
 	$(VENV)/bin/python bench/delta_pull.py
+	$(VENV)/bin/python bench/audit_export.py
+	$(VENV)/bin/python bench/audit_request.py
 
 clean:
 	rm -rf $(VENV)

@@ -42,5 +42,6 @@ def navigation(request) -> dict:
             "playground": role in (roles.ADMIN, roles.MEMBER),
             "keys": role in (roles.ADMIN, roles.MEMBER),
             "users": role == roles.ADMIN,
+            "audit": role in (roles.ADMIN, roles.AUDITOR),
         },
     }

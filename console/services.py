@@ -208,11 +208,13 @@ def create_api_key(*, user, name: str, actor=None, origin: dict | None = None, r
     if expires_at is not None and expires_at <= timezone.now():
         raise ConsoleError("The expiry must be in the future.")
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=hash_key(raw),
-                                allowed_models=allowed, expires_at=expires_at, **limits)
-    announce("key.create", actor=actor, api_key=key, target=f"{user.username}/{name}",
-             details={**limits, "models": allowed, "expires_at": expires_at.isoformat() if expires_at else None},
-             **(origin or {}))
+    with transaction.atomic():  # the key and its audit event, or neither
+        key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], hashed_key=hash_key(raw),
+                                    allowed_models=allowed, expires_at=expires_at, **limits)
+        announce("key.create", actor=actor, api_key=key, target=f"{user.username}/{name}",
+                 details={**limits, "models": allowed,
+                          "expires_at": expires_at.isoformat() if expires_at else None},
+                 **(origin or {}))
     return NewKey(key=key, raw=raw)
 
 
@@ -238,9 +240,10 @@ def set_key_limits(*, key: ApiKey, actor=None, origin: dict | None = None, rpm: 
 def revoke_api_key(*, key: ApiKey, actor=None, origin: dict | None = None) -> None:
     if actor is not None and actor.pk != key.user_id and not roles.is_admin(actor):
         raise ConsoleError("Only an admin revokes other people's keys.")
-    key.revoke()
-    announce("key.revoke", actor=actor, api_key=key, target=f"{key.user.username}/{key.name}",
-             **(origin or {}))
+    with transaction.atomic():
+        key.revoke()
+        announce("key.revoke", actor=actor, api_key=key, target=f"{key.user.username}/{key.name}",
+                 **(origin or {}))
 
 
 def authenticate_key(*, raw: str) -> ApiKey:

@@ -20,6 +20,7 @@ import struct
 from channels.exceptions import StopConsumer
 from channels.generic.http import AsyncHttpConsumer
 
+from core.actions import scope_origin
 from core.encoding import json_bytes
 from core.errors import ApiError
 from inference import openai_format
@@ -64,7 +65,8 @@ class SessionConsumer(AsyncHttpConsumer):
         self.body.append(message.get("body", b""))
         if message.get("more_body"):
             return
-        self.session = session = RequestSession(interface=self.interface(), kind=self.kind)
+        self.session = session = RequestSession(interface=self.interface(), kind=self.kind,
+                                                origin=scope_origin(self.scope))
         try:
             if self.scope["method"] != "POST":
                 raise ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")

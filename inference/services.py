@@ -8,8 +8,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.db import transaction
+
 from console import services as console_services
 from console.models import ApiKey
+from core.actions import announce
 from core.errors import ApiError
 from core.validation import first_error
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
@@ -18,11 +22,13 @@ from registry.models import Model
 SERIALIZERS = {"chat": ChatCompletionSerializer, "completion": CompletionSerializer,
                "embedding": EmbeddingSerializer}
 
+
 @dataclass
 class ApiCall:
     """One API request as its usage row will record it, filled in as the request goes."""
 
     endpoint: str
+    kind: str = "chat"  # or completion
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.monotonic)
     created: int = field(default_factory=lambda: int(time.time()))
@@ -36,6 +42,11 @@ class ApiCall:
     outcome: str = "ok"
     error_code: str = ""
     finish_reason: str = ""
+    source_ip: str = ""
+    user_agent: str = ""
+    # The prompt and the answer's pieces, kept only while the audit trail records content.
+    prompt: object = None
+    answer: list[str] | None = None
 
     def fail(self, error: ApiError) -> None:
         self.status_code, self.outcome, self.error_code = error.status, "error", error.code or error.type
@@ -114,6 +125,8 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
         job["messages"] = [dict(m) for m in params["messages"]]
     else:
         job["prompt"] = params["prompt"]
+    if settings.LANTHORN_AUDIT_CONTENT:
+        call.prompt, call.answer = job.get("messages", job.get("prompt")), []
     options = params.get("stream_options") or {}
     return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False),
                     model=model.name, version_id=version.id, load=model.load_config(), job=job, kind=kind)
@@ -134,23 +147,29 @@ def enqueue_request(*, call: ApiCall, prepared: Prepared, reply_channel: str) ->
 
 
 def finish_request(*, call: ApiCall, user=None) -> None:
-    """Writes the request's one usage row (`user`: who asked, for calls without an API key)."""
+    """Writes the request's one usage row and its audit event (`request.chat`, `request.completion`),
+    together (`user`: who asked, for calls without an API key)."""
     key = call.api_key
-    console_services.record_usage(
-        request_id=call.request_id,
-        user=key.user if key else user,
-        api_key=key,
-        endpoint=call.endpoint,
-        model_name=call.model_name,
-        version_digest=call.version_digest,
-        prompt_tokens=call.prompt_tokens,
-        completion_tokens=call.completion_tokens,
-        ttft_ms=None if call.ttft is None else round(call.ttft * 1000, 2),
-        latency_ms=round((time.monotonic() - call.started) * 1000, 2),
-        status_code=call.status_code,
-        outcome=call.outcome,
-        error_code=call.error_code,
-        finish_reason=call.finish_reason,
-    )
+    user = key.user if key else user
+    row = {
+        "request_id": call.request_id,
+        "endpoint": call.endpoint,
+        "model_name": call.model_name,
+        "version_digest": call.version_digest,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "ttft_ms": None if call.ttft is None else round(call.ttft * 1000, 2),
+        "latency_ms": round((time.monotonic() - call.started) * 1000, 2),
+        "status_code": call.status_code,
+        "outcome": call.outcome,
+        "error_code": call.error_code,
+        "finish_reason": call.finish_reason,
+    }
+    content = None if call.answer is None else {"prompt": call.prompt, "answer": "".join(call.answer)}
+    with transaction.atomic():
+        console_services.record_usage(user=user, api_key=key, **row)
+        announce(f"request.{call.kind}", actor=user, api_key=key, target=call.model_name, outcome=call.outcome,
+                 details={k: v for k, v in row.items() if k not in ("model_name", "outcome")},
+                 source_ip=call.source_ip, user_agent=call.user_agent, content=content)
 
 

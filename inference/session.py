@@ -125,10 +125,11 @@ def refusal(refused: limits.Refused) -> ApiError:
 
 
 class RequestSession:
-    def __init__(self, *, interface: str, kind: str = "chat", user=None):
+    def __init__(self, *, interface: str, kind: str = "chat", user=None, origin: dict | None = None):
         """`interface` names the door on the usage row (`/v1/chat/completions`, `playground`, ...);
-        `user` is who asks when there is no API key (a signed-in person, the CLI's user)."""
-        self.call = services.ApiCall(endpoint=interface)
+        `user` is who asks when there is no API key (a signed-in person, the CLI's user); `origin`
+        the client's `source_ip` and `user_agent` for the audit trail (`core.actions.scope_origin`)."""
+        self.call = services.ApiCall(endpoint=interface, kind=kind, **(origin or {}))
         self.kind = kind
         self.user = user
         self.prepared: services.Prepared | None = None
@@ -216,6 +217,8 @@ class RequestSession:
                     if self.call.ttft is None:
                         self.call.ttft = last_event - self.call.started
                     self.call.completion_tokens += len(message["text"])
+                    if self.call.answer is not None:
+                        self.call.answer.extend(message["text"])
                     self.sent_text = True
                     yield Text(message["text"])
                 elif kind == "inference.done":

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "inference",
     "playground",
     "registry",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.actions.OriginMiddleware",
 ]
 
 ROOT_URLCONF = "lanthorn.urls"
@@ -199,3 +201,20 @@ LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
 # The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
 LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")
 LANTHORN_GRPC_PORT = envint("LANTHORN_GRPC_PORT", "50051")
+
+# Audit trail. Prompts and answers are recorded only when LANTHORN_AUDIT_CONTENT is true; they are
+# then encrypted with LANTHORN_CONTENT_KEY (a Fernet key: `python -c "from cryptography.fernet
+# import Fernet; print(Fernet.generate_key().decode())"`) and deleted after LANTHORN_AUDIT_CONTENT_DAYS.
+LANTHORN_AUDIT_CONTENT = envbool("LANTHORN_AUDIT_CONTENT", "false")
+LANTHORN_CONTENT_KEY = os.getenv("LANTHORN_CONTENT_KEY", "")
+LANTHORN_AUDIT_CONTENT_DAYS = envint("LANTHORN_AUDIT_CONTENT_DAYS", "30")
+if LANTHORN_AUDIT_CONTENT:
+    if not LANTHORN_CONTENT_KEY:
+        raise ValueError("LANTHORN_AUDIT_CONTENT=true needs LANTHORN_CONTENT_KEY (a Fernet key) to encrypt "
+                         "prompts and answers")
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(LANTHORN_CONTENT_KEY)
+    except ValueError:
+        raise ValueError("LANTHORN_CONTENT_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None

@@ -16,5 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("playground/", include("playground.urls")),
     path("", include("registry.urls")),
+    path("", include("audit.urls")),
     path("", include("console.urls")),
 ]

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.actions import announce, announced
 from core.errors import ApiError
 from registry import blobstore, catalog, sources
 from registry.chunking import Chunk
@@ -115,9 +116,20 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(number) if number else None
 
 
-@transaction.atomic
 def activate_version(*, version: ModelVersion) -> ModelVersion:
     """Makes `version` the one new requests get; requests in flight finish on theirs."""
+    with announced("model.activate", target=version.label, details={"digest": version.digest}) as details:
+        details["previous"] = _active_label(version.model_id)
+        return _activate(version)
+
+
+def _active_label(model_id) -> str | None:
+    model = Model.objects.select_related("active_version").filter(pk=model_id).first()
+    return model.active_version.label if model and model.active_version else None
+
+
+@transaction.atomic
+def _activate(version: ModelVersion) -> ModelVersion:
     if version.check_problem:
         raise RegistryError(f"{version.label} failed its integrity check ({version.check_problem}); "
                             f"it cannot be activated", code="version_failed_check", status=409)
@@ -133,22 +145,35 @@ def activate_version(*, version: ModelVersion) -> ModelVersion:
 
 def rollback(*, name: str, number: int | None = None) -> ModelVersion:
     """Activates version `number`, or the newest version older than the active one."""
-    if number is not None:
-        return activate_version(version=get_version(name=name, number=number))
-    model = get_model(name=name)
-    older = model.versions.order_by("-number")
-    if model.active_version:
-        older = older.filter(number__lt=model.active_version.number)
-    for version in older:
-        if not version.check_problem and version.path.is_file():
-            return activate_version(version=version)
-    raise RegistryError(f"{name} has no older version that passed its checks to roll back to",
-                        code="version_not_found", status=409)
+    with announced("model.rollback", target=name, details={"version": number}) as details:
+        model = get_model(name=name)
+        details["previous"] = model.active_version.label if model.active_version else None
+        if number is not None:
+            version = _activate(get_version(name=name, number=number))
+        else:
+            older = model.versions.order_by("-number")
+            if model.active_version:
+                older = older.filter(number__lt=model.active_version.number)
+            version = next((v for v in older if not v.check_problem and v.path.is_file()), None)
+            if version is None:
+                raise RegistryError(f"{name} has no older version that passed its checks to roll back to",
+                                    code="version_not_found", status=409)
+            version = _activate(version)
+        details["version"] = version.number
+        return version
 
 
 def remove(*, name: str, number: int | None = None, force: bool = False) -> dict:
     """Removes one version (never the active one), or a whole model (`force` if it is serving);
     then deletes the blobs nothing refers to."""
+    with announced("model.remove", target=f"{name}:{number}" if number is not None else name,
+                   details={"force": force}) as details:
+        result = _remove(name=name, number=number, force=force)
+        details.update(result)
+        return result
+
+
+def _remove(*, name: str, number: int | None, force: bool) -> dict:
     if number is not None:
         with transaction.atomic():  # against an activation of this very version meanwhile
             version = get_version(name=name, number=number)
@@ -209,7 +234,10 @@ def check_version(*, version: ModelVersion) -> CheckResult:
             problems.append(f"sha256 is {digest}, expected {version.digest}")
         problems += check_structure(path)
     version.checked_at, version.check_problem = timezone.now(), "; ".join(problems)
-    version.save(update_fields=["checked_at", "check_problem"])
+    with transaction.atomic():
+        version.save(update_fields=["checked_at", "check_problem"])
+        announce("model.check", target=version.label, outcome="error" if problems else "ok",
+                 details={"digest": version.digest, "problems": problems})
     return CheckResult(version=version, problems=problems)
 
 
@@ -327,7 +355,13 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
         keepalive.stop()
     pull.transferred_bytes, pull.rate = reporter.pull.transferred_bytes, reporter.pull.rate
     pull.finished_at = timezone.now()
-    pull.save()
+    with transaction.atomic():
+        pull.save()
+        done = pull.status == Pull.DONE
+        announce("model.pull", actor=pull.requested_by, target=pull.version.label if done else pull.name,
+                 outcome="ok" if done else "error",
+                 details={"source": pull.source, "pull": str(pull.pk), "digest": pull.version.digest if done else None,
+                          "bytes_transferred": pull.transferred_bytes, "error": pull.error or None})
     return pull
 
 
@@ -439,10 +473,14 @@ def set_config(*, model: Model, values: dict) -> Model:
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)
         raise RegistryError(message, param=param, code="invalid_value")
-    if serializer.validated_data:
-        for field, value in serializer.validated_data.items():
+    changed = {field: value for field, value in serializer.validated_data.items() if getattr(model, field) != value}
+    if changed:
+        before = {field: getattr(model, field) for field in changed}
+        for field, value in changed.items():
             setattr(model, field, value)
-        model.save(update_fields=list(serializer.validated_data))
+        with transaction.atomic():
+            model.save(update_fields=list(changed))
+            announce("model.config", target=model.name, details={"before": before, "after": changed})
     return model
 
 
