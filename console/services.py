@@ -186,9 +186,9 @@ def _key_limits(*, owner, actor, values: dict) -> dict:
 
 
 def _check_key_manager(*, owner, actor) -> None:
-    if roles.role_of(owner) not in (roles.ADMIN, roles.MEMBER):
-        raise ConsoleError(f"{owner.username} cannot have API keys (an auditor's role is read-only, "
-                           "or the user is deactivated).")
+    # An auditor's key reads the audit trail and usage (GET /api/audit); the inference doors refuse it.
+    if roles.role_of(owner) is None:
+        raise ConsoleError(f"{owner.username} is deactivated and cannot have API keys.")
     if actor is not None and actor.pk != owner.pk and not roles.is_admin(actor):
         raise ConsoleError("Only an admin manages other people's keys.")
 

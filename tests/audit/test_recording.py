@@ -29,7 +29,8 @@ def test_it_records_a_key_created_in_the_console_once_with_its_actor(client, mem
 
     [event] = events_of("key.create")
     key = ApiKey.objects.get(name="laptop")
-    assert (event.actor_id, event.actor_username, event.target) == (member.pk, "bob", key.prefix)
+    assert (event.actor_id, event.actor_username, event.target, event.key_prefix) == (
+        member.pk, "bob", "bob/laptop", key.prefix)
     assert (event.source_ip, event.user_agent, event.outcome) == ("192.0.2.10", BROWSER, "ok")
 
 
@@ -39,7 +40,8 @@ def test_it_records_an_admin_revoking_a_members_key_as_the_admins_act(client, ad
     client.post(reverse("key-revoke", args=[member_key.key.pk]))
 
     [event] = events_of("key.revoke")
-    assert (event.actor_username, event.target, event.details["owner"]) == ("alice", member_key.key.prefix, "bob")
+    assert (event.actor_username, event.target, event.key_prefix) == (
+        "alice", "bob/bob's laptop", member_key.key.prefix)
 
 
 def test_it_records_a_sign_in_with_the_address_and_browser(client, member):
