@@ -76,7 +76,7 @@ class CompletionConsumer(AsyncHttpConsumer):
                         continue
                     if not started:
                         started = True
-                        await self.send_headers(status=200, headers=SSE_HEADERS)
+                        await self.send_headers(status=200, headers=self._headers(SSE_HEADERS))
                     chunks = []
                     for text in event.pieces:
                         chunks.append(format.text_chunk(text, first=first))
@@ -87,10 +87,10 @@ class CompletionConsumer(AsyncHttpConsumer):
                         body = format.response(text="".join(parts), finish_reason=event.finish_reason,
                                                usage=event.usage)
                         await self.send_response(200, json_bytes(body),
-                                                 headers=[(b"Content-Type", b"application/json")])
+                                                 headers=self._headers([(b"Content-Type", b"application/json")]))
                         return
                     if not started:
-                        await self.send_headers(status=200, headers=SSE_HEADERS)
+                        await self.send_headers(status=200, headers=self._headers(SSE_HEADERS))
                     await self.send_body(format.final_chunks(finish_reason=event.finish_reason, first=first,
                                                              usage=event.usage))
                 elif isinstance(event, Failed):
@@ -107,4 +107,8 @@ class CompletionConsumer(AsyncHttpConsumer):
     async def _send_error(self, error: ApiError) -> None:
         headers = [(b"Content-Type", b"application/json")]
         headers += [(k.encode(), v.encode()) for k, v in error.headers.items()]
-        await self.send_response(error.status, json_bytes(error.body()), headers=headers)
+        await self.send_response(error.status, json_bytes(error.body()), headers=self._headers(headers))
+
+    def _headers(self, headers: list) -> list:
+        """Every response names its request (the id in the usage row and in both processes' logs)."""
+        return [*headers, (b"X-Request-Id", self.session.request_id.encode())]

@@ -8,9 +8,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from redis.exceptions import RedisError
+
 from console import services as console_services
 from console.models import ApiKey
+from core import metrics
 from core.errors import ApiError
+from core.workers import live_workers, serving
 from core.validation import first_error
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer
 from registry.models import Model
@@ -62,6 +67,7 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
                        param="model")
     version = model.active_version
     call.version_digest = version.digest
+    check_served(model=model.name)
 
     def pick(name):
         value = params.get(name)
@@ -85,8 +91,26 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
     return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
 
 
+def check_served(*, model: str) -> None:
+    """Raises a 503 (with Retry-After) unless a live worker serves `model`: one Redis read."""
+    retry = {"Retry-After": str(settings.LANTHORN_HEARTBEAT_TTL)}
+    try:
+        if serving(model=model):
+            return
+        anyone = bool(live_workers())
+    except RedisError:
+        raise ApiError(503, "The request queue is not reachable right now.", code="queue_unavailable",
+                       headers=retry) from None
+    if not anyone:
+        raise ApiError(503, "No inference worker is running.", code="no_worker", headers=retry)
+    raise ApiError(503, f"No worker serves the model '{model}' right now.", code="model_unavailable",
+                   param="model", headers=retry)
+
+
 def finish_request(*, call: ApiCall, user=None) -> None:
-    """Writes the request's one usage row (`user`: who asked, for calls without an API key)."""
+    """Writes the request's one usage row (`user`: who asked, for calls without an API key) and
+    counts it in the metrics."""
+    _count(call)
     key = call.api_key
     console_services.record_usage(
         request_id=call.request_id,
@@ -106,3 +130,14 @@ def finish_request(*, call: ApiCall, user=None) -> None:
     )
 
 
+def _count(call: ApiCall) -> None:
+    # Only a model that exists names a label: what a client types must not grow the label set.
+    model = call.model_name if call.version_digest else ""
+    metrics.REQUESTS.labels(call.endpoint, model, str(call.status_code)).inc()
+    metrics.LATENCY.labels(call.endpoint, model).observe(time.monotonic() - call.started)
+    if call.prompt_tokens:
+        metrics.TOKENS.labels(model, "in").inc(call.prompt_tokens)
+    if call.completion_tokens:
+        metrics.TOKENS.labels(model, "out").inc(call.completion_tokens)
+    if call.ttft is not None:
+        metrics.TTFT.labels(model).observe(call.ttft)

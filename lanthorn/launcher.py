@@ -80,6 +80,9 @@ def main() -> None:
     if not _port_free(host, port):
         sys.exit(f"Port {port} on {host} is already in use: set LANTHORN_PORT to a free port.")
     home = Path(os.environ.get("LANTHORN_HOME", BASE_DIR / "var")).resolve()
+    # Every process of this run writes its metrics here (see lanthorn/settings.py); a fresh start.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(home / "metrics"))
+    processes.clear_metrics(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
     children: list[subprocess.Popen] = []
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even where a shell ignored it
     signal.signal(signal.SIGTERM, _interrupt)
@@ -88,7 +91,10 @@ def main() -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
         import django
 
-        django.setup()
+        try:
+            django.setup()
+        except ValueError as exc:  # a setting with a bad value names its variable
+            raise LaunchError(f"configuration: {exc}") from exc
         password = setup()
         children.append(processes.start_worker())
         children.append(processes.start_server(host=host, port=port))

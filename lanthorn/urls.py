@@ -6,6 +6,9 @@ from console import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
+    path("api/workers", inference_views.WorkerListView.as_view(), name="api-workers"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     path("admin/", admin.site.urls),
     path("", include("registry.urls")),
