@@ -12,8 +12,11 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def start_worker(*, env: dict | None = None, loglevel: str = "INFO") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel],
+def start_worker(*, env: dict | None = None, loglevel: str = "INFO",
+                 models: list[str] | None = None) -> subprocess.Popen:
+    """`lanthorn worker`: for every model, or for `models` only."""
+    only = ["--models", ",".join(models)] if models else []
+    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel, *only],
                             cwd=BASE_DIR, env=env, start_new_session=True)
 
 
