@@ -4,6 +4,7 @@ They are synchronous (they touch the database); `inference.session` drives them 
 The worker side is in `inference.worker`.
 """
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from core.workers import live_workers, serving
 from core.validation import first_error
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer
 from registry.models import Model
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class ApiCall:
@@ -111,6 +114,8 @@ def finish_request(*, call: ApiCall, user=None) -> None:
     """Writes the request's one usage row (`user`: who asked, for calls without an API key) and
     counts it in the metrics."""
     _count(call)
+    log.info("%s %s: %s %s (%d+%d tokens)", call.endpoint, call.model_name or "-", call.status_code,
+             call.error_code or call.finish_reason or call.outcome, call.prompt_tokens, call.completion_tokens)
     key = call.api_key
     console_services.record_usage(
         request_id=call.request_id,

@@ -60,9 +60,11 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
         work = Job(**job, on_token=stream.token, is_cancelled=cancel_check(request_id))
         while load_engine(version=version, load=load).submit(work) is None:
             pass  # that engine was retired just now (its model moved on); the next call loads it anew
+        log.info("generating with %s", version.label)
         work.done.wait()
         if work.error:
             raise work.error
+        log.info("%s after %d tokens", work.finish_reason, work.completion_tokens)
         stream.event("inference.done", finish_reason=work.finish_reason,
                      prompt_tokens=work.prompt_tokens, completion_tokens=work.completion_tokens)
     except ApiError as exc:

@@ -12,19 +12,19 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def start_worker(*, env: dict | None = None, loglevel: str = "INFO",
-                 models: list[str] | None = None) -> subprocess.Popen:
+def start_worker(*, env: dict | None = None, loglevel: str = "INFO", models: list[str] | None = None,
+                 stderr=None) -> subprocess.Popen:
     """`lanthorn worker`: for every model, or for `models` only."""
     only = ["--models", ",".join(models)] if models else []
     return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel, *only],
-                            cwd=BASE_DIR, env=env, start_new_session=True)
+                            cwd=BASE_DIR, env=env, start_new_session=True, stderr=stderr)
 
 
-def start_server(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:
+def start_server(*, host: str, port: int, env: dict | None = None, stderr=None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "lanthorn.asgi:application", "--host", host, "--port", str(port),
          "--no-access-log", "--log-level", "warning"],
-        cwd=BASE_DIR, env=env, start_new_session=True)
+        cwd=BASE_DIR, env=env, start_new_session=True, stderr=stderr)
 
 
 def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120, *,
