@@ -9,6 +9,7 @@ Two kinds of key, both refreshed by every heartbeat and both expiring on their o
   A worker started without `--models` serves every model (the set `lanthorn:serving:*`).
 """
 
+import hashlib
 import json
 import os
 import socket
@@ -27,12 +28,23 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def installation_id() -> str:
+    """Names this installation by its database: every process of one installation, on any host,
+    shares it, so a worker of another installation on the same Redis shows (`lanthorn doctor`)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    where = "|".join(str(db.get(k) or "") for k in ("ENGINE", "HOST", "PORT", "NAME"))
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
 def beat(*, worker: str, models: list[str] | None = None, **details) -> None:
     """Marks this worker alive for the next LANTHORN_HEARTBEAT_TTL seconds, serving `models`
     (None: every model). `details` (slots, state, ...) go into its JSON value as they are."""
     ttl = settings.LANTHORN_HEARTBEAT_TTL
     served = [ALL_MODELS] if models is None else list(models)
-    value = {"host": socket.gethostname(), "pid": os.getpid(), "models": served, **details}
+    value = {"host": socket.gethostname(), "pid": os.getpid(), "models": served,
+             "installation": installation_id(), **details}
     pipe = redis_client().pipeline(transaction=False)
     pipe.set(WORKER_KEY.format(worker), json.dumps(value, separators=(",", ":")), ex=ttl)
     expires = time.time() + ttl
