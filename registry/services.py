@@ -125,6 +125,10 @@ def activate_version(*, version: ModelVersion) -> ModelVersion:
         raise RegistryError(f"the file of {version.label} is missing from the blob store; it cannot be activated",
                             code="version_failed_check", status=409)
     model = Model.objects.select_for_update().get(pk=version.model_id)
+    # Holding the model's lock: a removal of this version that committed meanwhile shows now.
+    if not ModelVersion.objects.filter(pk=version.pk).exists():
+        raise RegistryError(f"{version.label} was removed meanwhile; it cannot be activated",
+                            code="version_not_found", status=404)
     model.active_version = version
     model.save(update_fields=["active_version"])
     version.model = model
