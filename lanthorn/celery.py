@@ -72,10 +72,13 @@ class Heartbeat(bootsteps.StartStopStep):
             beat(worker=self.name, models=self.models, slots=worker.concurrency)
 
     def stop(self, worker):
+        from prometheus_client import multiprocess
+
         from core.workers import forget
 
         self.stopped.set()
         forget(worker=self.name, models=self.models)
+        multiprocess.mark_process_dead(os.getpid())  # its live gauges (batch occupancy) stop counting
 
 
 app.steps["worker"].add(Heartbeat)

@@ -3,6 +3,8 @@ both processes' (JSON) log lines, on the usage row, and in the client's X-Reques
 
 import json
 
+import httpx
+
 import pytest
 
 from console.models import UsageRecord
@@ -36,8 +38,8 @@ def test_it_follows_a_request_through_web_and_worker_logs(cluster):
     assert any("200" in line["message"] for line in web), web
 
 
-def test_it_returns_a_request_id_on_other_api_responses(cluster):
-    r = cluster.client.get("/api/workers")
+def test_it_returns_a_request_id_on_other_api_responses(stack, member_key):
+    r = httpx.get(stack.url + "/api/workers", headers={"Authorization": f"Bearer {member_key.raw}"})
 
     assert r.status_code == 200
     assert len(r.headers["X-Request-Id"]) == 32
