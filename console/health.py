@@ -33,16 +33,20 @@ def readiness() -> dict[str, str]:
     """Each component's state: "ok", or why not (in words, naming the component)."""
     from registry.models import Model
 
-    checks = {}
+    checks, models = {}, []
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        checks["database"] = "ok"
-        models = list(Model.objects.filter(active_version__isnull=False).values_list("name", flat=True))
     except Exception:
         log.warning("readiness: the database does not answer", exc_info=True)
         checks["database"] = "the database does not answer"
-        models = []
+    else:
+        try:
+            models = list(Model.objects.filter(active_version__isnull=False).values_list("name", flat=True))
+            checks["database"] = "ok"
+        except Exception:
+            log.warning("readiness: the database is not set up", exc_info=True)
+            checks["database"] = "the database is not set up (run `lanthorn setup`)"
     try:
         redis_client().ping()
         checks["redis"] = "ok"
