@@ -154,6 +154,8 @@ class RequestSession:
             while not self.finished:
                 # Waiting on the future, not cancelling it: a cancelled receive unsubscribes.
                 done, _ = await asyncio.wait({self._receiver}, timeout=WATCH_INTERVAL)
+                if self.finished:  # cancel() ran meanwhile, from another task (a Stop button)
+                    return
                 if not done:
                     error = await self._watch(worker, last_event, deadline)
                     if error is not None:

@@ -18,10 +18,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from core.websocket import SameOriginValidator  # noqa: E402
 from inference.consumers import CompletionConsumer  # noqa: E402
+from playground.consumers import RoomConsumer  # noqa: E402
 
 # Sockets opened by the console's own pages (session cookie, same origin).
-browser_websockets: list = []
+browser_websockets: list = [
+    path("ws/playground/rooms/<int:room>/", RoomConsumer.as_asgi()),
+]
 # Sockets for programs (API key).
 api_websockets: list = []
 
@@ -33,6 +37,7 @@ application = ProtocolTypeRouter({
     ]),
     "websocket": URLRouter([
         *api_websockets,
-        re_path(r"", AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websockets)))),
+        re_path(r"", AllowedHostsOriginValidator(SameOriginValidator(
+            AuthMiddlewareStack(URLRouter(browser_websockets))))),
     ]),
 })

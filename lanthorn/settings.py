@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "core",
     "console",
     "inference",
+    "playground",
     "registry",
 ]
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/workers", inference_views.WorkerListView.as_view(), name="api-workers"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     path("admin/", admin.site.urls),
+    path("playground/", include("playground.urls")),
     path("", include("registry.urls")),
     path("", include("console.urls")),
 ]
