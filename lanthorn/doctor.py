@@ -302,8 +302,10 @@ def check_cpu(*, flags: set[str] | None = None, stamp=_READ) -> list[Check]:
     if not amx_off and any(f.startswith("amx") for f in flags):
         return [Check("cpu", False, "llama-cpp-python was built with AMX kernels, which crash in llama_decode "
                       "on this CPU", rebuild)]
+    cuda = ", with CUDA" if "CUDA" in on else ""
     return [Check("cpu", True, f"CPU features: {', '.join(has) or 'baseline x86-64'}; llama-cpp-python "
-                  f"{words[0] if words else ''} was built for them ({len(on)} extensions on, AMX off)")]
+                  f"{words[0] if words else ''} was built for them ({len(on & BUILD_NEEDS.keys())} "
+                  f"extensions on, AMX off{cuda})")]
 
 
 # The models.
