@@ -96,6 +96,11 @@ class SessionConsumer(AsyncHttpConsumer):
             log.exception("the response to request %s failed", self.session.request_id)
             await self.session.cancel()
 
+    async def send_headers(self, *, status=200, headers=None):
+        """Every response names its request (the id in the usage row and in both processes' logs)."""
+        await super().send_headers(status=status, headers=[*(headers or []), (b"X-Request-Id",
+                                                                               self.session.request_id.encode())])
+
     async def send_json(self, status: int, body: dict, headers=()) -> None:
         await self.send_response(status, json_bytes(body), headers=[*JSON_HEADERS, *headers])
 

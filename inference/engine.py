@@ -14,12 +14,14 @@ import os
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.chat_templates import template_for
+from core import metrics
 from core.errors import ApiError
+from inference.chat_templates import template_for
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +208,14 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
                 raise ApiError(503, f"model file {path.name} is missing from the blob store",
                                code="model_unavailable")
             log.info("loading %s with %s", path.name, load)
+            started = time.monotonic()
             try:
                 engine = Engine(path=path, architecture=architecture, chat_template=chat_template, **load)
             except ValueError as exc:
                 raise ApiError(503, f"the model could not be loaded: {exc}",
                                code="model_unavailable") from exc
+            metrics.MODEL_LOADS.labels(model).inc()
+            metrics.MODEL_LOAD_SECONDS.labels(model).observe(time.monotonic() - started)
             _engines[key] = engine
         # Only once the new engine is there does the model's previous one go.
         previous, _current[model] = _current.get(model), key

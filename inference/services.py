@@ -4,23 +4,29 @@ They are synchronous (they touch the database); `inference.session` drives them 
 The worker side is in `inference.worker`.
 """
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from redis.exceptions import RedisError
 
 from console import services as console_services
 from console.models import ApiKey
+from core import metrics
 from core.actions import announce
 from core.errors import ApiError
+from core.workers import live_workers, serving
 from core.validation import first_error
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
 from registry.models import Model
 
 SERIALIZERS = {"chat": ChatCompletionSerializer, "completion": CompletionSerializer,
                "embedding": EmbeddingSerializer}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,6 +108,7 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
                        param="model")
     version = model.active_version
     call.version_digest = version.digest
+    check_served(model=model.name)
     if kind == "embedding":
         return Prepared(stream=False, include_usage=False, model=model.name, version_id=version.id,
                         load=model.load_config(), job={"inputs": params["input"]}, kind=kind,
@@ -146,9 +153,28 @@ def enqueue_request(*, call: ApiCall, prepared: Prepared, reply_channel: str) ->
                              job=prepared.job, enqueued_at=time.time())
 
 
+def check_served(*, model: str) -> None:
+    """Raises a 503 (with Retry-After) unless a live worker serves `model`: one Redis read."""
+    retry = {"Retry-After": str(settings.LANTHORN_HEARTBEAT_TTL)}
+    try:
+        if serving(model=model):
+            return
+        anyone = bool(live_workers())
+    except RedisError:
+        raise ApiError(503, "The request queue is not reachable right now.", code="queue_unavailable",
+                       headers=retry) from None
+    if not anyone:
+        raise ApiError(503, "No inference worker is running.", code="no_worker", headers=retry)
+    raise ApiError(503, f"No worker serves the model '{model}' right now.", code="model_unavailable",
+                   param="model", headers=retry)
+
+
 def finish_request(*, call: ApiCall, user=None) -> None:
     """Writes the request's one usage row and its audit event (`request.chat`, `request.completion`),
-    together (`user`: who asked, for calls without an API key)."""
+    together (`user`: who asked, for calls without an API key), and counts it in the metrics."""
+    _count(call)
+    log.info("%s %s: %s %s (%d+%d tokens)", call.endpoint, call.model_name or "-", call.status_code,
+             call.error_code or call.finish_reason or call.outcome, call.prompt_tokens, call.completion_tokens)
     key = call.api_key
     user = key.user if key else user
     row = {
@@ -173,3 +199,14 @@ def finish_request(*, call: ApiCall, user=None) -> None:
                  source_ip=call.source_ip, user_agent=call.user_agent, content=content)
 
 
+def _count(call: ApiCall) -> None:
+    # Only a model that exists names a label: what a client types must not grow the label set.
+    model = call.model_name if call.version_digest else ""
+    metrics.REQUESTS.labels(call.endpoint, model, str(call.status_code)).inc()
+    metrics.LATENCY.labels(call.endpoint, model).observe(time.monotonic() - call.started)
+    if call.prompt_tokens:
+        metrics.TOKENS.labels(model, "in").inc(call.prompt_tokens)
+    if call.completion_tokens:
+        metrics.TOKENS.labels(model, "out").inc(call.completion_tokens)
+    if call.ttft is not None:
+        metrics.TTFT.labels(model).observe(call.ttft)

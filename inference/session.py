@@ -33,7 +33,8 @@ from redis.exceptions import RedisError
 from console import limits
 from console import services as console_services
 from core.errors import ApiError, invalid_key
-from core.workers import worker_alive
+from core.logs import bind
+from core.workers import serving, worker_alive
 from inference import services
 from inference.cancel import request_cancel
 
@@ -101,6 +102,7 @@ _enqueue = sync_to_async(services.enqueue_request, thread_sensitive=False)
 _release = sync_to_async(limits.release, thread_sensitive=False)
 _cancel = sync_to_async(request_cancel, thread_sensitive=False)
 _worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
+_serving = sync_to_async(serving, thread_sensitive=False)
 
 _anchored: set = set()
 
@@ -158,6 +160,7 @@ class RequestSession:
         format passes the OpenAI-shaped dict it translated, and the `kind` it read from it), admits
         it under the key's (or the user's) limits and queues it for a worker of its model. Raises
         ApiError, having recorded the failure."""
+        bind(self.call.request_id)
         if kind is not None:
             self.kind = kind
         try:
@@ -302,13 +305,18 @@ class RequestSession:
         if idle < WATCH_INTERVAL:
             return None
         try:
-            alive = await _worker_alive(worker=worker)
+            if worker is None:  # still queued: is any worker of its model left to take it?
+                alive = await _serving(model=self.call.model_name)
+            else:
+                alive = await _worker_alive(worker=worker)
         except Exception:  # Redis is down: the deadlines still hold
             log.warning("the watchdog could not reach Redis", exc_info=True)
             alive = True
         if not alive:
             if worker is None:
-                return ApiError(503, "No inference worker is running.", code="no_worker")
+                return ApiError(503, f"No worker serves the model '{self.call.model_name}' any more.",
+                                code="model_unavailable",
+                                headers={"Retry-After": str(settings.LANTHORN_HEARTBEAT_TTL)})
             return ApiError(503, "The worker serving this request stopped.", code="worker_lost")
         if idle > settings.LANTHORN_WORKER_TIMEOUT:
             return ApiError(503, f"No answer from a worker in {idle:.0f} seconds.", code="timeout")

@@ -4,6 +4,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.workers import workers
 from registry.models import Model
 
 
@@ -33,3 +34,11 @@ class ListModelsView(APIView):
     def get(self, request):
         models = Model.objects.filter(active_version__isnull=False)
         return Response({"object": "list", "data": ModelOutputSerializer(models, many=True).data})
+
+
+class WorkerListView(APIView):
+    """GET /api/workers: the live workers, their hosts, slots and the models they serve
+    (`["*"]`: every model)."""
+
+    def get(self, request):
+        return Response({"workers": workers()})

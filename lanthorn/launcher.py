@@ -87,6 +87,9 @@ def main() -> None:
     if not _port_free(grpc_host, grpc_port):
         sys.exit(f"Port {grpc_port} on {grpc_host} is already in use: set LANTHORN_GRPC_PORT to a free port.")
     home = Path(os.environ.get("LANTHORN_HOME", BASE_DIR / "var")).resolve()
+    # Every process of this run writes its metrics here (see lanthorn/settings.py); a fresh start.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(home / "metrics"))
+    processes.clear_metrics(Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
     children: list[subprocess.Popen] = []
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even where a shell ignored it
     signal.signal(signal.SIGTERM, _interrupt)
@@ -95,7 +98,10 @@ def main() -> None:
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
         import django
 
-        django.setup()
+        try:
+            django.setup()
+        except ValueError as exc:  # a setting with a bad value names its variable
+            raise LaunchError(f"configuration: {exc}") from exc
         password = setup()
         children.append(processes.start_worker())
         children.append(processes.start_server(host=host, port=port))

@@ -8,10 +8,18 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from dotenv import load_dotenv
 
 from lanthorn.redis_server import default_url as default_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# An optional env file (docs/configuration.md): LANTHORN_ENV_FILE, else `.env` in the project
+# directory. What the environment sets already wins over the file.
+_env_file = os.getenv("LANTHORN_ENV_FILE")
+if _env_file and not Path(_env_file).is_file():
+    raise ValueError(f"LANTHORN_ENV_FILE={_env_file!r} is not a file")
+load_dotenv(_env_file or BASE_DIR / ".env", override=False)
 
 
 def envbool(name: str, default: str) -> bool:
@@ -37,6 +45,17 @@ def envfloat(name: str, default: str) -> float:
         return float(value)
     except ValueError:
         raise ValueError(f"{name}={value!r} is not a number") from None
+
+
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.getenv(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
 
 
 LANTHORN_HOME = Path(os.getenv("LANTHORN_HOME", str(BASE_DIR / "var"))).resolve()
@@ -183,7 +202,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": envchoice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
@@ -218,3 +237,44 @@ if LANTHORN_AUDIT_CONTENT:
         Fernet(LANTHORN_CONTENT_KEY)
     except ValueError:
         raise ValueError("LANTHORN_CONTENT_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+# Operations: scale-out, metrics, logs, the port (docs/configuration.md, docs/operations.md).
+# Where `lanthorn run` listens; `lanthorn doctor` checks that the port is free or Lanthorn's.
+LANTHORN_HOST = os.getenv("LANTHORN_HOST", "127.0.0.1")
+LANTHORN_PORT = envint("LANTHORN_PORT", "8000")
+if not 0 < LANTHORN_PORT < 65536:
+    raise ValueError(f"LANTHORN_PORT={LANTHORN_PORT} is not a port number (1-65535)")
+# The models this worker serves (`lanthorn worker --models a,b` sets it); empty: every model.
+LANTHORN_WORKER_MODELS = envlist("LANTHORN_WORKER_MODELS")
+# Where a worker whose LANTHORN_HOME lacks a model's file pulls it from (`lanthorn://` from this
+# Lanthorn's web host, e.g. http://web-host:8000; the key is LANTHORN_REMOTE_KEY). Empty: the
+# blob store is shared (one volume or NFS) and the file must be there.
+LANTHORN_PEER = os.getenv("LANTHORN_PEER", "").rstrip("/")
+# GET /metrics: allowed with `Authorization: Bearer <LANTHORN_METRICS_TOKEN>`, or from these
+# addresses or networks (comma-separated, CIDR allowed).
+LANTHORN_METRICS_TOKEN = os.getenv("LANTHORN_METRICS_TOKEN", "")
+LANTHORN_METRICS_ALLOW = envlist("LANTHORN_METRICS_ALLOW", "127.0.0.1,::1")
+try:
+    import ipaddress
+
+    METRICS_ALLOW_NETWORKS = [ipaddress.ip_network(a, strict=False) for a in LANTHORN_METRICS_ALLOW]
+except ValueError as exc:
+    raise ValueError(f"LANTHORN_METRICS_ALLOW: {exc}") from None
+# prometheus_client's multi-process mode: every process of this installation writes its metrics
+# here (`lanthorn run` clears it at launch). Set before prometheus_client is imported.
+PROMETHEUS_MULTIPROC_DIR = Path(os.getenv("PROMETHEUS_MULTIPROC_DIR", str(LANTHORN_HOME / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# `text` (default) or `json`: one JSON object per line, with the request id.
+LANTHORN_LOG_FORMAT = envchoice("LANTHORN_LOG_FORMAT", "text", ("text", "json"))
+LOGGING["filters"] = {"request_id": {"()": "core.logs.RequestIdFilter"}}
+LOGGING["formatters"] = {
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+             "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
+             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+}
+LOGGING["handlers"]["console"].update(formatter=LANTHORN_LOG_FORMAT, filters=["request_id"])
+# Every HTTP response carries the request's id (X-Request-Id), and its log lines too.
+MIDDLEWARE.insert(0, "core.logs.RequestIdMiddleware")
+# `lanthorn doctor` reports a model's queue as backing up past this many waiting requests.
+LANTHORN_QUEUE_BACKLOG = envint("LANTHORN_QUEUE_BACKLOG", "20")

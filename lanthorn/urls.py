@@ -7,6 +7,9 @@ from console import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", health.metrics, name="metrics"),
+    path("api/workers", inference_views.WorkerListView.as_view(), name="api-workers"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
     # The Ollama-compatible API (its streaming endpoints are consumers, in lanthorn/asgi.py).
     path("api/tags", ollama_views.TagsView.as_view(), name="ollama-tags"),

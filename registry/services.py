@@ -137,6 +137,10 @@ def _activate(version: ModelVersion) -> ModelVersion:
         raise RegistryError(f"the file of {version.label} is missing from the blob store; it cannot be activated",
                             code="version_failed_check", status=409)
     model = Model.objects.select_for_update().get(pk=version.model_id)
+    # Holding the model's lock: a removal of this version that committed meanwhile shows now.
+    if not ModelVersion.objects.filter(pk=version.pk).exists():
+        raise RegistryError(f"{version.label} was removed meanwhile; it cannot be activated",
+                            code="version_not_found", status=404)
     model.active_version = version
     model.save(update_fields=["active_version"])
     version.model = model
@@ -414,9 +418,29 @@ def _serve(model: Model) -> None:
 
     try:
         if live_workers():
-            app.control.add_consumer(model.queue, reply=False)
+            app.control.broadcast("serve_model", arguments={"model": model.name}, reply=False)
     except RedisError:
         log.warning("could not ask the workers to consume %s", model.queue, exc_info=True)
+
+
+def fetch_blob(*, version: ModelVersion, peer: str) -> None:
+    """Puts `version`'s file into this host's blob store from the Lanthorn at `peer` (its web
+    host), for a worker whose LANTHORN_HOME is its own. Adds no version: the database already
+    has it. Raises RegistryError when the file cannot be had."""
+    name = version.model.name
+    source = sources.parse(f"{peer.replace('http', 'lanthorn', 1)}/{name}:{version.number}")
+    source.expected = version.digest
+    reporter = sources.Reporter()
+    log.info("pulling %s from %s", version.label, peer)
+    try:
+        with blobstore.storing():
+            digest = source.fetch(reporter, lambda partial: _verify_and_store(
+                partial, expected=version.digest, reporter=reporter))
+            if source.chunks:
+                blobstore.save_manifest(digest, [Chunk.from_dict(c) for c in source.chunks])
+    except sources.PullError as exc:
+        raise RegistryError(f"could not get {version.label} from {peer}: {exc.message}",
+                            code="model_unavailable", status=503) from exc
 
 
 def get_pull(*, pull_id) -> Pull:

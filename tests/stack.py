@@ -68,6 +68,7 @@ def stack(django_db_setup, django_db_blocker):
     redis_client.cache_clear()
     app.conf.broker_url = redis_url
     app._after_fork()  # Celery's own reset of connections made to the old broker URL
+    processes.clear_metrics(settings.PROMETHEUS_MULTIPROC_DIR)  # the counts of this run only
     with django_db_blocker.unblock():
         from registry.services import install_default_model
 

@@ -10,11 +10,11 @@ import os
 import sys
 
 
-from lanthorn.cli import audit, grpc, keys, models, server, shell, users
+from lanthorn.cli import audit, doctor, grpc, keys, models, server, shell, users
 from lanthorn.cli.base import CommandError
 
 # Each module adds its subcommands; a new area of commands is a new module here.
-COMMANDS = [server, models, shell, keys, users, audit, grpc]
+COMMANDS = [server, models, shell, keys, users, audit, doctor, grpc]
 
 
 def _setup_django() -> None:
