@@ -15,7 +15,9 @@ LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 class InvalidKey(Exception):
-    pass
+    def __init__(self, message: str, *, reason: str):
+        super().__init__(message)
+        self.reason = reason  # missing_api_key, invalid_api_key or revoked_api_key
 
 
 @dataclass
@@ -37,12 +39,13 @@ def revoke_api_key(*, key: ApiKey) -> None:
 def authenticate_key(*, raw: str) -> ApiKey:
     """The active key for a raw bearer token; InvalidKey otherwise."""
     if not raw:
-        raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+        raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                         reason="missing_api_key")
     key = ApiKey.objects.select_related("user").filter(hashed_key=hash_key(raw)).first()
     if key is None:
-        raise InvalidKey("Incorrect API key provided.")
+        raise InvalidKey("Incorrect API key provided.", reason="invalid_api_key")
     if not key.is_active:
-        raise InvalidKey("This API key has been revoked.")
+        raise InvalidKey("This API key has been revoked.", reason="revoked_api_key")
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
         # A write per request would cost every request a database write; a minute is precise enough.

@@ -19,7 +19,7 @@ from channels.generic.http import AsyncHttpConsumer
 from core.encoding import json_bytes
 from core.errors import ApiError
 from inference import openai_format
-from inference.session import Done, Failed, RequestSession, Text
+from inference.session import Done, Failed, RequestSession, Text, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +38,23 @@ class CompletionConsumer(AsyncHttpConsumer):
         self.pump: asyncio.Task | None = None
 
     async def http_request(self, message):
+        if self.session is None:  # the first part of the body: check the key before reading on
+            self.session = session = RequestSession(interface=self.scope["path"], kind=self.kind)
+            try:
+                headers = dict(self.scope["headers"])
+                await session.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
+                if self.scope["method"] != "POST":
+                    error = ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")
+                    await session.fail(error)
+                    raise error
+            except ApiError as error:
+                await self._send_error(error)
+                raise StopConsumer()
         self.body.append(message.get("body", b""))
         if message.get("more_body"):
             return
-        self.session = session = RequestSession(interface=self.scope["path"], kind=self.kind)
         try:
-            if self.scope["method"] != "POST":
-                error = ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")
-                await session.fail(error)
-                raise error
-            headers = dict(self.scope["headers"])
-            await session.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
-            prepared = await session.start(b"".join(self.body))
+            prepared = await self.session.start(b"".join(self.body))
         except ApiError as error:
             await self._send_error(error)
             raise StopConsumer()
@@ -100,9 +105,14 @@ class CompletionConsumer(AsyncHttpConsumer):
                         await self._send_error(event.error)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("the response to request %s failed", call.request_id)
-            await self.session.cancel()
+            error = unavailable(exc)
+            await self.session.fail(error)
+            if started:
+                await self.send_body(error.sse() + openai_format.DONE)
+            else:
+                await self._send_error(error)
 
     async def _send_error(self, error: ApiError) -> None:
         headers = [(b"Content-Type", b"application/json")]

@@ -48,7 +48,8 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
         version = _version(version_id)
         if version is None:
             raise ApiError(404, "That model version was removed.", code="model_not_found")
-        work = Job(**job, on_token=stream.token, is_cancelled=cancel_check(request_id))
+        cancelled = cancel_check(request_id)
+        work = Job(**job, on_token=stream.token, is_cancelled=lambda: stream.gone or cancelled())
         while load_engine(version=version, load=load).submit(work) is None:
             pass  # that engine was retired just now (its model moved on); the next call loads it anew
         work.done.wait()

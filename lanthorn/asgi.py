@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from core.http import BodyLimit  # noqa: E402
 from inference.consumers import CompletionConsumer  # noqa: E402
 
 # Sockets opened by the console's own pages (session cookie, same origin).
@@ -26,11 +27,12 @@ browser_websockets: list = []
 api_websockets: list = []
 
 application = ProtocolTypeRouter({
-    "http": URLRouter([
+    # Every HTTP route has its body capped and timed (core/http.py).
+    "http": BodyLimit(URLRouter([
         path("v1/chat/completions", CompletionConsumer.as_asgi(kind="chat")),
         path("v1/completions", CompletionConsumer.as_asgi(kind="completion")),
         re_path(r"", django_asgi_app),
-    ]),
+    ])),
     "websocket": URLRouter([
         *api_websockets,
         re_path(r"", AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websockets)))),

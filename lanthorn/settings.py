@@ -193,3 +193,10 @@ LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
 LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
+
+# Hardening: limits on what a request may send (core/http.py), for every HTTP route.
+# The largest request body accepted, in bytes (413 above it).
+LANTHORN_MAX_BODY_BYTES = envint("LANTHORN_MAX_BODY_BYTES", str(4 * 1024 * 1024))
+# Seconds a client has to send the whole body (408 after).
+LANTHORN_BODY_TIMEOUT = envfloat("LANTHORN_BODY_TIMEOUT", "30")
+DATA_UPLOAD_MAX_MEMORY_SIZE = LANTHORN_MAX_BODY_BYTES

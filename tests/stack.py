@@ -76,7 +76,7 @@ def stack(django_db_setup, django_db_blocker):
                "LANTHORN_HOME": str(settings.LANTHORN_HOME), "LANTHORN_HEARTBEAT_TTL": "3",
                # Pulls give up on a broken server within seconds, not minutes.
                "LANTHORN_PULL_RETRIES": "3", "LANTHORN_PULL_BACKOFF": "0.2", "LANTHORN_PULL_STALL_TIMEOUT": "3",
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", "LANTHORN_BODY_TIMEOUT": "3"}
         port = redis_server.free_port()
         stack = Stack(url=f"http://127.0.0.1:{port}", redis_url=redis_url, env=env)
         try:

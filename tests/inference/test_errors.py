@@ -27,8 +27,7 @@ def test_it_rejects_a_wrong_key(stack, default_model):
     r = httpx.post(stack.url + "/v1/chat/completions", json=chat("hi"),
                    headers={"Authorization": "Bearer lt-not-a-real-key"})
     assert error_of(r, 401)["code"] == "invalid_api_key"
-    row = UsageRecord.objects.get()
-    assert (row.status_code, row.outcome, row.api_key) == (401, "error", None)
+    assert not UsageRecord.objects.exists()  # counted, not recorded (tests/hardening)
 
 
 def test_it_rejects_revoked_key(api, member_key):
