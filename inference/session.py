@@ -291,9 +291,9 @@ class RequestSession:
         if idle < WATCH_INTERVAL:
             return None
         try:
-            alive = await _worker_alive(worker=worker)
             if await _redis_run_id() != self._run_id:
                 return redis_lost()
+            alive = await _worker_alive(worker=worker)
         except Exception:  # Redis is down: the deadlines still hold
             log.warning("the watchdog could not reach Redis", exc_info=True)
             alive = True

@@ -50,11 +50,11 @@ def redis_server_binary() -> str:
     )
 
 
-def start_private(directory: Path) -> tuple[subprocess.Popen, str]:
-    """Starts a redis-server that keeps nothing on disk, on a free loopback port."""
+def start_private(directory: Path, *, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Starts a redis-server that keeps nothing on disk, on `port` or a free loopback port."""
     binary = redis_server_binary()
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(directory), "--loglevel", "warning"],
