@@ -41,7 +41,7 @@ from inference.cancel import request_cancel
 
 log = logging.getLogger(__name__)
 
-WATCH_INTERVAL = 2.0  # seconds between checks that a worker is still there
+WATCH_INTERVAL = 1.0  # seconds between checks that a worker is still there
 
 
 @dataclass(frozen=True)

@@ -172,8 +172,9 @@ REST_FRAMEWORK = {
 LANTHORN_WORKER_TIMEOUT = envfloat("LANTHORN_WORKER_TIMEOUT", "120")
 # Seconds after which any request fails, however busy its worker (a hard deadline).
 LANTHORN_REQUEST_TIMEOUT = envfloat("LANTHORN_REQUEST_TIMEOUT", "900")
-# Seconds after which a worker that stopped sending heartbeats counts as dead.
-LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "15")
+# Seconds after which a worker that stopped sending heartbeats counts as dead (it beats every
+# third of it): a dead worker's requests fail within about this long.
+LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "4")
 
 LOGGING = {
     "version": 1,
