@@ -201,3 +201,7 @@ LANTHORN_MAX_BODY_BYTES = envint("LANTHORN_MAX_BODY_BYTES", str(4 * 1024 * 1024)
 # Seconds a client has to send the whole body (408 after).
 LANTHORN_BODY_TIMEOUT = envfloat("LANTHORN_BODY_TIMEOUT", "30")
 DATA_UPLOAD_MAX_MEMORY_SIZE = LANTHORN_MAX_BODY_BYTES
+# Caps on what one completion request may ask (400 naming the field above them).
+LANTHORN_MAX_MESSAGES = envint("LANTHORN_MAX_MESSAGES", "512")
+LANTHORN_MAX_MESSAGE_CHARS = envint("LANTHORN_MAX_MESSAGE_CHARS", "262144")  # a message, or a prompt
+LANTHORN_MAX_STOP_CHARS = envint("LANTHORN_MAX_STOP_CHARS", "256")
