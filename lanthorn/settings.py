@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "django_htmx",
+    "axes",
+    "drf_spectacular",
     "core",
     "console",
     "inference",
@@ -83,6 +85,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "lanthorn.urls"
@@ -205,3 +208,48 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = LANTHORN_MAX_BODY_BYTES
 LANTHORN_MAX_MESSAGES = envint("LANTHORN_MAX_MESSAGES", "512")
 LANTHORN_MAX_MESSAGE_CHARS = envint("LANTHORN_MAX_MESSAGE_CHARS", "262144")  # a message, or a prompt
 LANTHORN_MAX_STOP_CHARS = envint("LANTHORN_MAX_STOP_CHARS", "256")
+
+# Deployment defaults. Without LANTHORN_ENV the local defaults stay easy (http, any host);
+# LANTHORN_ENV=production (behind a TLS proxy that sets X-Forwarded-Proto) turns on what
+# `manage.py check --deploy` asks for and needs ALLOWED_HOSTS to name the server.
+LANTHORN_ENV = os.getenv("LANTHORN_ENV", "local").strip().lower()
+if LANTHORN_ENV not in ("local", "production"):
+    raise ValueError(f"LANTHORN_ENV={LANTHORN_ENV!r} is neither local nor production")
+if LANTHORN_ENV == "production":
+    if DEBUG:
+        raise ValueError("LANTHORN_ENV=production with DEBUG=true: turn DEBUG off")
+    if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
+        raise ValueError("LANTHORN_ENV=production needs ALLOWED_HOSTS set to the server's host names")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # local health checks speak plain http
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")
+    CSRF_TRUSTED_ORIGINS = CSRF_TRUSTED_ORIGINS or [f"https://{h.lstrip('.')}" for h in ALLOWED_HOSTS]
+
+# Sign-in is rate limited by django-axes: LANTHORN_LOGIN_FAILURES failed attempts for one
+# user name from one address lock that pair out for LANTHORN_LOGIN_COOLOFF minutes.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LANTHORN_LOGIN_FAILURES", "5")
+AXES_COOLOFF_TIME = envfloat("LANTHORN_LOGIN_COOLOFF", "15") / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = 1 if LANTHORN_ENV == "production" else None
+
+# The OpenAPI 3 schema of the HTTP API (drf-spectacular), at /api/schema/ and /api/docs/.
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lanthorn API",
+    "DESCRIPTION": "An OpenAI-compatible API, a model registry and a usage trail. Authenticate with "
+                   "`Authorization: Bearer <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "inference.openapi.add_completion_endpoints"],
+    "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+}

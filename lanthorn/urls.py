@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from inference import views as inference_views
 from console import health
@@ -7,7 +8,12 @@ from console import health
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("v1/models", inference_views.ListModelsView.as_view(), name="models"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("", include("registry.urls")),
     path("", include("console.urls")),
 ]
+
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"
