@@ -253,3 +253,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
     "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
 }
+
+# Pulls and their peers (registry/sources.py). Redirects of http(s) pulls to loopback, link-local
+# or private addresses are refused unless LANTHORN_PULL_ALLOW_PRIVATE is true. The remote API key
+# travels only over HTTPS, to loopback, or to the peers (host:port) in LANTHORN_PULL_PEERS.
+# LANTHORN_PULL_LOCAL_DIRS: the directories local-path pulls may read (comma-separated; empty: any).
+LANTHORN_PULL_ALLOW_PRIVATE = envbool("LANTHORN_PULL_ALLOW_PRIVATE", "false")
+LANTHORN_PULL_PEERS = [p.strip() for p in os.getenv("LANTHORN_PULL_PEERS", "").split(",") if p.strip()]
+LANTHORN_PULL_LOCAL_DIRS = [d.strip() for d in os.getenv("LANTHORN_PULL_LOCAL_DIRS", "").split(",") if d.strip()]

@@ -33,7 +33,7 @@ def test_the_docs_page_loads_only_vendored_assets(stack):
         assert httpx.get(f"{stack.url}/static/vendor/swagger-ui/{asset}", timeout=30).status_code == 200
 
 
-def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(stack, default_model, member_key):
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(stack, default_model, member_key, tmp_path):
     """As a member (not an admin: the run must not change the registry), 10 examples per operation."""
     cli = Path(sys.executable).parent / "schemathesis"
     done = subprocess.run(
@@ -42,7 +42,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(sta
                      "content_type_conformance",
          "--max-examples", "10", "--phases", "fuzzing", "--generation-deterministic", "--workers", "1",
          "--request-timeout", "60", "--no-color"],
-        capture_output=True, text=True, timeout=540)
+        capture_output=True, text=True, timeout=540, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
