@@ -40,7 +40,10 @@ def envfloat(name: str, default: str) -> float:
 
 
 LANTHORN_HOME = Path(os.getenv("LANTHORN_HOME", str(BASE_DIR / "var"))).resolve()
-LANTHORN_HOME.mkdir(parents=True, exist_ok=True)
+# Owner-only from the start: the database, the secret key, the blobs live here, and other users
+# of the machine have no business reading them.
+LANTHORN_HOME.parent.mkdir(parents=True, exist_ok=True)
+LANTHORN_HOME.mkdir(mode=0o700, exist_ok=True)
 
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -49,8 +52,13 @@ if not SECRET_KEY:
     if not _key_file.exists():
         import secrets
 
-        _key_file.write_text(secrets.token_urlsafe(50))
-        _key_file.chmod(0o600)
+        try:
+            _fd = os.open(_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it just now
+            pass
+        else:
+            with os.fdopen(_fd, "w") as _f:
+                _f.write(secrets.token_urlsafe(50))
     SECRET_KEY = _key_file.read_text().strip()
 
 DEBUG = envbool("DEBUG", "false")
@@ -112,6 +120,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Created owner-only before SQLite creates it with the umask's bits (its -wal and -shm follow it).
+    os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
     # The server, the worker and the CLI share one file: WAL lets them read while one writes.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
