@@ -7,7 +7,7 @@ answer or as an SSE event), failed without one, hung (no end within --hang secon
 without a usage row (goal 0), and for each fault the time until a request started after it
 completed again.
 
-    .venv/bin/python bench/faults.py [--seconds 120] [--clients 4] [--max-tokens 32]
+    .venv/bin/python bench/faults.py [--seconds 120] [--clients 4] [--max-tokens 32] [--threads 1]
 """
 
 import argparse
@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--hang", type=float, default=60, help="seconds of silence that count as hung")
+    parser.add_argument("--threads", type=int, default=1, help="the model's n_threads")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="lanthorn-faults-")
@@ -109,6 +110,12 @@ def main() -> None:
            "PYTHONUNBUFFERED": "1"}
     os.environ.update({k: env[k] for k in ("LANTHORN_HOME", "REDIS_URL", "DATABASE_URL")})
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
+    # Set up first (what `lanthorn run` would do), so that the model can be given --threads before a
+    # worker loads it: the figures here are about faults, and fewer threads keep a busy machine's
+    # decode speed steady.
+    for command in (["setup"], ["config", "gemma3-270m", "--set", f"n_threads={args.threads}"]):
+        subprocess.run([sys.executable, "-m", "lanthorn.cli", *command], env=env, cwd=processes.BASE_DIR,
+                       check=True, capture_output=True, timeout=600)
     log = open(home / "launcher.log", "w")
     launcher = processes.spawn([sys.executable, "-m", "lanthorn.cli", "run"], env=env, stdout=log,
                                stderr=subprocess.STDOUT)
@@ -172,8 +179,8 @@ def main() -> None:
 
     counts = {kind: sum(1 for o in outcomes if o.kind == kind) for kind in ("completed", "error", "unclear", "hung")}
     sent = len(outcomes)
-    print(f"faults.py: {args.clients} streaming clients for {args.seconds:.0f} s, max_tokens {args.max_tokens}; "
-          "3 worker SIGKILLs and 1 Redis restart")
+    print(f"faults.py: {args.clients} streaming clients for {args.seconds:.0f} s, max_tokens {args.max_tokens}, "
+          f"n_threads {args.threads}; 3 worker SIGKILLs and 1 Redis restart")
     print(f"requests sent:                  {sent}")
     print(f"completed:                      {counts['completed']}")
     print(f"failed with a clear error:      {counts['error']}")
