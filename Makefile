@@ -6,7 +6,7 @@ STAMP := $(VENV)/.bootstrapped
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml scripts/bootstrap.sh scripts/install-llama-cpp.sh
+$(STAMP): requirements.txt pyproject.toml sdk/python/pyproject.toml scripts/bootstrap.sh scripts/install-llama-cpp.sh
 	scripts/bootstrap.sh
 	touch $@
 

@@ -7,9 +7,10 @@ from console.services import revoke_api_key
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created where their secret can be shown once (the console, the CLI); here they can
-    be renamed and revoked, never un-revoked."""
+    be renamed, limited and revoked, never un-revoked."""
 
-    list_display = ["name", "prefix", "user", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "prefix", "user", "rpm", "tokens_per_day", "concurrency", "expires_at", "created_at",
+                    "last_used_at", "revoked_at"]
     readonly_fields = ["user", "prefix", "hashed_key", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
@@ -19,7 +20,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected keys")
     def revoke(self, request, queryset):
         for key in queryset:
-            revoke_api_key(key=key)
+            revoke_api_key(key=key, actor=request.user)
 
 
 @admin.register(UsageRecord)

@@ -96,10 +96,13 @@ def add_completion_endpoints(result, generator, request, public):
         for method, operation in operations.items():
             if path == "/healthz":
                 continue
+            # Ollama's own error shape ({"error": "..."}) on its endpoints, OpenAI's everywhere else.
+            ollama = "Ollama-compatible" in operation.get("tags", [])
+            schema = {"type": "object", "required": ["error"]} if ollama else ERROR
             responses = operation.setdefault("responses", {})
             for status, description in ERROR_STATUSES.items():
                 responses.setdefault(status, {"description": description,
-                                              "content": {"application/json": {"schema": ERROR}}})
+                                              "content": {"application/json": {"schema": schema}}})
     return result
 
 

@@ -15,10 +15,13 @@ the engine treats as a cancel instead of generating on to max_tokens for nobody.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 from channels.layers import get_channel_layer
 
+from core.errors import ApiError
 from core.redis import redis_client
 
 BATCH_INTERVAL = 0.05
@@ -49,6 +52,18 @@ class Stream:
         if self._pending:
             self._flush(time.monotonic())
         self._publish({"type": type, **data})
+
+    @contextmanager
+    def reporting_errors(self) -> Iterator[None]:
+        """Whatever fails inside ends the request with an `inference.error` event (a bug re-raises)."""
+        try:
+            yield
+        except ApiError as exc:
+            self.event("inference.error", error=exc.as_dict())
+        except Exception as exc:
+            self.event("inference.error",
+                       error=ApiError(500, f"the worker failed: {exc}", code="server_error").as_dict())
+            raise
 
     def _flush(self, now: float) -> None:
         self._publish({"type": "inference.token", "text": self._pending})

@@ -48,6 +48,8 @@ class SamplingSerializer(serializers.Serializer):
     stream = StrictBooleanField(required=False, default=False)
     stream_options = StreamOptionsSerializer(required=False, allow_null=True)
     user = StrictCharField(required=False, allow_blank=True, max_length=256)
+    # The context the request needs (Ollama's num_ctx): at most the model's loaded n_ctx.
+    num_ctx = StrictIntegerField(required=False, allow_null=True, min_value=1)
 
 
 class MessageSerializer(serializers.Serializer):
@@ -92,3 +94,29 @@ class PromptField(serializers.Field):
 class CompletionSerializer(SamplingSerializer):
     prompt = PromptField()
     echo = StrictBooleanField(required=False, default=False)
+
+
+MAX_EMBEDDING_INPUTS = 2048
+
+
+class EmbeddingInputField(serializers.Field):
+    default_error_messages = {
+        "invalid": "Must be a string or a non-empty list of strings.",
+        "too_many": f"At most {MAX_EMBEDDING_INPUTS} inputs per request.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            return [data]
+        if not isinstance(data, list) or not data or not all(isinstance(s, str) for s in data):
+            self.fail("invalid")
+        if len(data) > MAX_EMBEDDING_INPUTS:
+            self.fail("too_many")
+        return data
+
+
+class EmbeddingSerializer(serializers.Serializer):
+    model = StrictCharField(max_length=200)
+    input = EmbeddingInputField()
+    encoding_format = serializers.ChoiceField(choices=["float", "base64"], required=False, default="float")
+    user = StrictCharField(required=False, allow_blank=True)

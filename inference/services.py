@@ -12,8 +12,11 @@ from console import services as console_services
 from console.models import ApiKey
 from core.errors import ApiError
 from core.validation import first_error
-from inference.serializers import ChatCompletionSerializer, CompletionSerializer
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
 from registry.models import Model
+
+SERIALIZERS = {"chat": ChatCompletionSerializer, "completion": CompletionSerializer,
+               "embedding": EmbeddingSerializer}
 
 @dataclass
 class ApiCall:
@@ -40,17 +43,43 @@ class ApiCall:
 
 @dataclass
 class Prepared:
+    """A validated request, ready to queue: what the door needs (stream, include_usage) and what
+    the worker and the limits need."""
+
     stream: bool
     include_usage: bool
+    model: str
+    version_id: int
+    load: dict
+    job: dict  # for the worker: sampling and messages or prompt; for embeddings, the inputs
+    kind: str = "chat"  # chat, completion or embedding
+    encoding_format: str = "float"  # embeddings: float or base64
+
+    @property
+    def max_tokens(self) -> int:
+        return self.job.get("max_tokens", 0)
+
+    def estimated_tokens(self) -> int:
+        """An upper bound of the tokens the request can spend: max_tokens plus the prompt's UTF-8
+        bytes (a byte-fallback tokenizer makes at most one token of a byte) plus the chat
+        template's few tokens a message."""
+        if "inputs" in self.job:
+            texts = self.job["inputs"]
+        elif "messages" in self.job:
+            texts = [m["content"] for m in self.job["messages"]]
+        else:
+            texts = [self.job["prompt"]]
+        return self.max_tokens + sum(len(t.encode()) + PER_MESSAGE_TOKENS for t in texts) + PER_MESSAGE_TOKENS
 
 
-def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Prepared:
-    """Validate a request body and queue it for a worker of its model; raises ApiError."""
-    from inference.tasks import generate
+PER_MESSAGE_TOKENS = 16
 
+
+def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
+    """Validates a request body and finds its model's active version; raises ApiError."""
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    serializer = (ChatCompletionSerializer if kind == "chat" else CompletionSerializer)(data=data)
+    serializer = SERIALIZERS[kind](data=data)
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)
         raise ApiError(400, message, param=param, code="invalid_value")
@@ -62,6 +91,13 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
                        param="model")
     version = model.active_version
     call.version_digest = version.digest
+    if kind == "embedding":
+        return Prepared(stream=False, include_usage=False, model=model.name, version_id=version.id,
+                        load=model.load_config(), job={"inputs": params["input"]}, kind=kind,
+                        encoding_format=params["encoding_format"])
+    if params.get("num_ctx") and params["num_ctx"] > model.n_ctx:
+        raise ApiError(400, f"num_ctx: '{model.name}' is loaded with a context of {model.n_ctx} tokens; "
+                       "an admin can raise its n_ctx.", param="num_ctx", code="invalid_value")
 
     def pick(name):
         value = params.get(name)
@@ -79,11 +115,23 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
         job["messages"] = [dict(m) for m in params["messages"]]
     else:
         job["prompt"] = params["prompt"]
-    generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
-                             version_id=version.id, load=model.load_config(), model=model.name, job=job,
-                             enqueued_at=time.time())
     options = params.get("stream_options") or {}
-    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
+    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False),
+                    model=model.name, version_id=version.id, load=model.load_config(), job=job, kind=kind)
+
+
+def enqueue_request(*, call: ApiCall, prepared: Prepared, reply_channel: str) -> None:
+    """Queues a prepared request for a worker of its model."""
+    from inference.tasks import embed, generate
+
+    if prepared.kind == "embedding":
+        embed.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
+                              version_id=prepared.version_id, load=prepared.load, model=prepared.model,
+                              inputs=prepared.job["inputs"], enqueued_at=time.time())
+        return
+    generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
+                             version_id=prepared.version_id, load=prepared.load, model=prepared.model,
+                             job=prepared.job, enqueued_at=time.time())
 
 
 def finish_request(*, call: ApiCall, user=None) -> None:

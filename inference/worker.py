@@ -27,12 +27,13 @@ def load_engine(*, version: ModelVersion, load: dict):
 _versions: dict[int, ModelVersion] = {}
 
 
-def _version(version_id: int) -> ModelVersion | None:
-    """Versions never change once written, so a worker reads each from the database once."""
+def get_version(version_id: int) -> ModelVersion:
+    """Versions never change once written, so a worker reads each from the database once.
+    ApiError if it was removed."""
     if version_id not in _versions:
         version = ModelVersion.objects.select_related("model").filter(pk=version_id).first()
         if version is None:
-            return None
+            raise ApiError(404, "That model version was removed.", code="model_not_found")
         _versions[version_id] = version
     return _versions[version_id]
 
@@ -44,10 +45,8 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
         return  # its client gave up long ago (a task redelivered after a worker died, say)
     stream = Stream(reply_channel)
     stream.event("inference.started", worker=worker_name())
-    try:
-        version = _version(version_id)
-        if version is None:
-            raise ApiError(404, "That model version was removed.", code="model_not_found")
+    with stream.reporting_errors():
+        version = get_version(version_id)
         cancelled = cancel_check(request_id)
         work = Job(**job, on_token=stream.token, is_cancelled=lambda: stream.gone or cancelled())
         while load_engine(version=version, load=load).submit(work) is None:
@@ -57,12 +56,6 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
             raise work.error
         stream.event("inference.done", finish_reason=work.finish_reason,
                      prompt_tokens=work.prompt_tokens, completion_tokens=work.completion_tokens)
-    except ApiError as exc:
-        stream.event("inference.error", error=exc.as_dict())
-    except Exception as exc:
-        stream.event("inference.error",
-                     error=ApiError(500, f"the worker failed: {exc}", code="server_error").as_dict())
-        raise
 
 
 def preload_models() -> None:

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def route_by_model(name, args, kwargs, options, task=None, **kw):
-    if name == "inference.generate":
+    if name in ("inference.generate", "inference.embed"):
         return {"queue": f"model.{kwargs['model']}"}
     return None
 

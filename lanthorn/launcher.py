@@ -119,6 +119,13 @@ def main() -> None:
         sys.exit(f"LANTHORN_PORT={os.environ['LANTHORN_PORT']!r} is not a port number")
     if not _port_free(host, port):
         sys.exit(f"Port {port} on {host} is already in use: set LANTHORN_PORT to a free port.")
+    grpc_host = os.environ.get("LANTHORN_GRPC_HOST") or host
+    try:
+        grpc_port = int(os.environ.get("LANTHORN_GRPC_PORT", "50051"))
+    except ValueError:
+        sys.exit(f"LANTHORN_GRPC_PORT={os.environ['LANTHORN_GRPC_PORT']!r} is not a port number")
+    if not _port_free(grpc_host, grpc_port):
+        sys.exit(f"Port {grpc_port} on {grpc_host} is already in use: set LANTHORN_GRPC_PORT to a free port.")
     home = Path(os.environ.get("LANTHORN_HOME", BASE_DIR / "var")).resolve()
     children: list[subprocess.Popen] = []
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even where a shell ignored it
@@ -133,8 +140,9 @@ def main() -> None:
         password = setup()
         worker = Worker()
         server = processes.start_server(host=host, port=port)
+        grpc = processes.start_grpc(host=grpc_host, port=grpc_port)
         others = children[:]  # Redis, when private
-        children += [worker.proc, server]
+        children += [worker.proc, server, grpc]
         url = f"http://{host}:{port}"
         try:
             processes.wait_healthy(url, children)
@@ -142,17 +150,18 @@ def main() -> None:
             raise LaunchError(str(exc)) from exc
         print(f"\nLanthorn is running: {url}/", flush=True)
         print(f"  OpenAI API base URL: {url}/v1   (create a key: .venv/bin/lanthorn keys create --name NAME)")
+        print(f"  Ollama API: {url}   WebSocket API: ws://{host}:{port}/ws/v1/chat   gRPC: {grpc_host}:{grpc_port}")
         if password:
             print(f"  Admin login: admin / {password}   (shown once; stored hashed)")
         else:
             print("  Admin login: admin (password shown at first run; change it with "
                   "`.venv/bin/python manage.py changepassword admin`)")
         print("Press Ctrl-C to stop.", flush=True)
-        while server.poll() is None and all(proc.poll() is None for proc in others):
+        while all(proc.poll() is None for proc in [*others, server, grpc]):
             worker.tend()
-            children[:] = [*others, worker.proc, server]
+            children[:] = [*others, worker.proc, server, grpc]
             time.sleep(0.5)
-        raise LaunchError("the server or Redis stopped; shutting down")
+        raise LaunchError("the server, the gRPC server or Redis stopped; shutting down")
     except KeyboardInterrupt:
         print("\nStopping Lanthorn...", flush=True)
     except LaunchError as exc:

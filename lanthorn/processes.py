@@ -43,6 +43,10 @@ def start_server(*, host: str, port: int, env: dict | None = None) -> subprocess
                   "--no-access-log", "--log-level", "warning"], env=env)
 
 
+def start_grpc(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:
+    return spawn([sys.executable, "-m", "lanthorn.cli", "grpc", "--host", host, "--port", str(port)], env=env)
+
+
 def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120, *,
                  need_worker: bool = True) -> None:
     """Waits until GET url/healthz answers 200 (any answer, without `need_worker`: a server with

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "core",
     "console",
     "inference",
+    "playground",
     "registry",
 ]
 
@@ -109,6 +110,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.access.navigation",
             ],
         },
     },
@@ -271,3 +273,7 @@ SPECTACULAR_SETTINGS = {
 LANTHORN_PULL_ALLOW_PRIVATE = envbool("LANTHORN_PULL_ALLOW_PRIVATE", "false")
 LANTHORN_PULL_PEERS = [p.strip() for p in os.getenv("LANTHORN_PULL_PEERS", "").split(",") if p.strip()]
 LANTHORN_PULL_LOCAL_DIRS = [d.strip() for d in os.getenv("LANTHORN_PULL_LOCAL_DIRS", "").split(",") if d.strip()]
+
+# The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
+LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")
+LANTHORN_GRPC_PORT = envint("LANTHORN_GRPC_PORT", "50051")

@@ -15,6 +15,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from console import roles
 from core.validation import first_error
 from registry import blobstore, services
 from registry.serializers import (PullInputSerializer, PullOutputSerializer,
@@ -25,8 +26,11 @@ from registry.serializers import (PullInputSerializer, PullOutputSerializer,
 JSON = extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
 
 
-class IsAdmin(permissions.IsAdminUser):
+class IsAdmin(permissions.BasePermission):
     message = "Only an admin can change models."
+
+    def has_permission(self, request, view):
+        return roles.is_admin(request.user)
 
 
 class IsAdminOrReadOnly(IsAdmin):
@@ -162,25 +166,32 @@ def progress_line(pull) -> dict:
     return line
 
 
+async def progress_lines(pull_id):
+    """The pull's progress lines (Ollama's shape) as it changes, until it ends; the last line
+    is its outcome. Also what Ollama's `/api/pull` streams (inference/ollama.py)."""
+    get = sync_to_async(services.get_pull)
+    last = None
+    while True:
+        pull = await get(pull_id=pull_id)
+        line = progress_line(pull)
+        if line != last:
+            yield line
+            last = line
+        if pull.finished:
+            return
+        await asyncio.sleep(0.5)
+
+
 @extend_schema(responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="NDJSON progress lines")})
 class PullStreamView(APIView):
     """GET /api/pulls/ID/stream: NDJSON progress lines until the pull ends (Ollama's format)."""
 
     def get(self, request, pull_id):
         services.get_pull(pull_id=pull_id)  # 404 before the stream starts
-        get = sync_to_async(services.get_pull)
 
         async def lines():
-            last = None
-            while True:
-                pull = await get(pull_id=pull_id)
-                line = progress_line(pull)
-                if line != last:
-                    yield json.dumps(line) + "\n"
-                    last = line
-                if pull.finished:
-                    return
-                await asyncio.sleep(0.5)
+            async for line in progress_lines(pull_id):
+                yield json.dumps(line) + "\n"
 
         return StreamingHttpResponse(lines(), content_type="application/x-ndjson")
 

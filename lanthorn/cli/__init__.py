@@ -9,11 +9,11 @@ import os
 import sys
 
 
-from lanthorn.cli import keys, models, server, shell
+from lanthorn.cli import grpc, keys, models, server, shell, users
 from lanthorn.cli.base import CommandError
 
 # Each module adds its subcommands; a new area of commands is a new module here.
-COMMANDS = [server, models, shell, keys]
+COMMANDS = [server, models, shell, keys, users, grpc]
 
 
 def _setup_django() -> None:
