@@ -106,6 +106,7 @@ def main() -> None:
     port = redis_server.free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "LANTHORN_HOME": str(home), "REDIS_URL": redis_url, "LANTHORN_PORT": str(port),
+           "LANTHORN_GRPC_PORT": str(redis_server.free_port()),
            "DATABASE_URL": f"sqlite:///{home}/faults.sqlite3", "LANTHORN_ADMIN_PASSWORD": "faults-bench",
            "PYTHONUNBUFFERED": "1"}
     os.environ.update({k: env[k] for k in ("LANTHORN_HOME", "REDIS_URL", "DATABASE_URL")})

@@ -47,6 +47,7 @@ class Launched:
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "LANTHORN_PORT": str(port), "LANTHORN_HOME": str(tmp_path / "home"),
                     "REDIS_URL": redis_url, "LANTHORN_ADMIN_PASSWORD": "a-password-for-tests",
+                    "LANTHORN_GRPC_PORT": str(redis_server.free_port()),
                     "PYTHONUNBUFFERED": "1"}
         self.env.pop("DATABASE_URL", None)
         self.log = tmp_path / "launcher.log"
@@ -78,7 +79,7 @@ def test_the_launchers_children_end_with_it(tmp_path, sig):
     launched = Launched(tmp_path)
     try:
         kids = children(launched.proc.pid)
-        assert len(kids) == 2  # the worker and the server (Redis is the test's)
+        assert len(kids) == 3  # the worker, the ASGI server and the gRPC server (Redis is the test's)
         os.kill(launched.proc.pid, sig)
         deadline = time.monotonic() + 30
         while any(alive(pid) for pid in kids) and time.monotonic() < deadline:
