@@ -28,7 +28,9 @@ LIMIT_NAMES = {"rpm": "requests per minute", "tokens_per_day": "tokens per day",
 
 
 class InvalidKey(Exception):
-    pass
+    def __init__(self, message: str, *, reason: str):
+        super().__init__(message)
+        self.reason = reason  # what counts the refusal: missing_api_key, invalid_api_key, ...
 
 
 class ConsoleError(Exception):
@@ -249,16 +251,17 @@ def revoke_api_key(*, key: ApiKey, actor=None, origin: dict | None = None) -> No
 def authenticate_key(*, raw: str) -> ApiKey:
     """The active key for a raw bearer token; InvalidKey otherwise."""
     if not raw:
-        raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.")
+        raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+                         reason="missing_api_key")
     key = ApiKey.objects.select_related("user").filter(hashed_key=hash_key(raw)).first()
     if key is None:
-        raise InvalidKey("Incorrect API key provided.")
+        raise InvalidKey("Incorrect API key provided.", reason="invalid_api_key")
     if key.revoked_at is not None:
-        raise InvalidKey("This API key has been revoked.")
+        raise InvalidKey("This API key has been revoked.", reason="revoked_api_key")
     if not key.user.is_active:
-        raise InvalidKey("This API key's owner has been deactivated.")
+        raise InvalidKey("This API key's owner has been deactivated.", reason="inactive_user")
     if key.is_expired:
-        raise InvalidKey(f"This API key expired on {key.expires_at:%Y-%m-%d %H:%M} UTC.")
+        raise InvalidKey(f"This API key expired on {key.expires_at:%Y-%m-%d %H:%M} UTC.", reason="expired_api_key")
     now = timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
         # A write per request would cost every request a database write; a minute is precise enough.

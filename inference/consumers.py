@@ -25,7 +25,7 @@ from core.encoding import json_bytes
 from core.errors import ApiError
 from inference import openai_format
 from inference.services import Prepared
-from inference.session import Done, Embedded, Failed, RequestSession, Text
+from inference.session import Done, Embedded, Failed, RequestSession, Text, unavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class SessionConsumer(AsyncHttpConsumer):
         self.kind = kind
         self.session: RequestSession | None = None
         self.pump: asyncio.Task | None = None
+        self.response_started = False
 
     def interface(self) -> str:
         """The door's name on the usage row."""
@@ -62,16 +63,24 @@ class SessionConsumer(AsyncHttpConsumer):
         raise NotImplementedError
 
     async def http_request(self, message):
+        if self.session is None:  # the first part of the body: check the key before reading on
+            self.session = session = RequestSession(interface=self.interface(), kind=self.kind,
+                                                    origin=scope_origin(self.scope))
+            try:
+                headers = dict(self.scope["headers"])
+                await session.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
+                if self.scope["method"] != "POST":
+                    error = ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")
+                    await session.fail(error)
+                    raise error
+            except ApiError as error:
+                await self.send_error(error)
+                raise StopConsumer()
         self.body.append(message.get("body", b""))
         if message.get("more_body"):
             return
-        self.session = session = RequestSession(interface=self.interface(), kind=self.kind,
-                                                origin=scope_origin(self.scope))
+        session = self.session
         try:
-            if self.scope["method"] != "POST":
-                raise ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")
-            headers = dict(self.scope["headers"])
-            await session.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
             kind, data = self.request_data(b"".join(self.body))
             prepared = await session.start(data, kind=kind)
         except ApiError as error:
@@ -92,12 +101,18 @@ class SessionConsumer(AsyncHttpConsumer):
             await self.respond(prepared)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             log.exception("the response to request %s failed", self.session.request_id)
-            await self.session.cancel()
+            error = unavailable(exc)
+            await self.session.fail(error)
+            if self.response_started:
+                await self.send_body(b"")  # end the response: the client must not wait on it
+            else:
+                await self.send_error(error)
 
-    async def send_headers(self, *, status=200, headers=None):
+    async def send_headers(self, *, status=200, headers=None) -> None:
         """Every response names its request (the id in the usage row and in both processes' logs)."""
+        self.response_started = True
         await super().send_headers(status=status, headers=[*(headers or []), (b"X-Request-Id",
                                                                                self.session.request_id.encode())])
 

@@ -3,6 +3,8 @@ ones are consumers, in inference/ollama.py). Errors are Ollama's `{"error": "…
 
 from importlib.metadata import PackageNotFoundError, version as package_version
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +23,7 @@ def ollama_exception_handler(exc, context):
     return response
 
 
+@extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT}, tags=["Ollama-compatible"])
 class OllamaView(APIView):
     def get_exception_handler(self):
         return ollama_exception_handler

@@ -8,6 +8,10 @@ threads (`async_to_sync(channel_layer.send)` per token costs 13 % of decode spee
 
 The first text leaves at once; after it, text leaves at most every BATCH_INTERVAL seconds,
 in one message, and the server splits it back into one chunk per token.
+
+PUBLISH answers how many subscribers got the message. None means no web process listens for the
+request any more (the one that took it died, or lost Redis): the stream is then `gone`, which
+the engine treats as a cancel instead of generating on to max_tokens for nobody.
 """
 
 import time
@@ -32,11 +36,11 @@ class Stream:
     """The events of one request, in order: `inference.started`, text in batches, a final event."""
 
     def __init__(self, channel: str) -> None:
-
         self._redis = redis_client()
         self._channel = channel
         self._pending: list[str] = []
         self._last = 0.0
+        self.gone = False
 
     def token(self, text: str) -> None:
         self._pending.append(text)
@@ -66,4 +70,5 @@ class Stream:
         self._pending, self._last = [], now
 
     def _publish(self, message: dict) -> None:
-        self._redis.publish(self._channel, _serialize()(message))
+        if self._redis.publish(self._channel, _serialize()(message)) == 0:
+            self.gone = True

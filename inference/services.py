@@ -122,7 +122,8 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
         return getattr(model, name) if value is None else value
 
     job = {
-        "max_tokens": params.get("max_completion_tokens") or pick("max_tokens"),
+        # Never more than the model's context holds, however much is asked.
+        "max_tokens": min(params.get("max_completion_tokens") or pick("max_tokens"), model.n_ctx),
         "temperature": pick("temperature"),
         "top_p": pick("top_p"),
         "stop": params["stop"],

@@ -30,17 +30,21 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from django.db import DatabaseError
+
 from console import limits
 from console import services as console_services
+from core.anonymous import count_refusal
 from core.errors import ApiError, invalid_key
 from core.logs import bind
+from core.redis import redis_client
 from core.workers import serving, worker_alive
 from inference import services
 from inference.cancel import request_cancel
 
 log = logging.getLogger(__name__)
 
-WATCH_INTERVAL = 2.0  # seconds between checks that a worker is still there
+WATCH_INTERVAL = 1.0  # seconds between checks that a worker is still there
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,30 @@ _cancel = sync_to_async(request_cancel, thread_sensitive=False)
 _worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
 _serving = sync_to_async(serving, thread_sensitive=False)
 
+
+def redis_run_id() -> str:
+    """The Redis server's run id, new at each start: a request that sees it change lost its stream."""
+    return redis_client().info("server")["run_id"]
+
+
+_redis_run_id = sync_to_async(redis_run_id, thread_sensitive=False)
+
+
+def unavailable(exc: Exception) -> ApiError:
+    """The error for a request that failed because something other than the request went wrong."""
+    if isinstance(exc, (RedisError, OSError, DatabaseError)):
+        return ApiError(503, "A service Lanthorn needs (Redis or the database) is unavailable; try again.",
+                        code="service_unavailable", headers={"Retry-After": "5"})
+    return ApiError(500, "The server failed to handle the request.", code="server_error")
+
+
+def parse_body(body: bytes | str):
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        raise ApiError(400, "We could not parse the JSON body of your request "
+                       "(it is not JSON, or it is nested too deeply).") from None
+
 _anchored: set = set()
 
 
@@ -113,6 +141,11 @@ async def _anchor(layer) -> None:
     if layer not in _anchored:
         _anchored.add(layer)
         await layer.new_channel(prefix="anchor.")
+
+
+def redis_lost() -> ApiError:
+    return ApiError(503, "Redis restarted while the request ran, and its answer was lost; try again.",
+                    code="redis_lost", headers={"Retry-After": "2"})
 
 
 def refusal(refused: limits.Refused) -> ApiError:
@@ -141,19 +174,27 @@ class RequestSession:
         self._layer = get_channel_layer()
         self._channel: str | None = None
         self._receiver: asyncio.Future | None = None
+        self._run_id: str | None = None
 
     @property
     def request_id(self) -> str:
         return self.call.request_id
 
     async def authenticate(self, authorization: str) -> None:
-        """Checks an `Authorization: Bearer <key>` header; raises ApiError (and records it)."""
+        """Checks an `Authorization: Bearer <key>` header; raises ApiError. A refusal writes no usage
+        row (nobody was authenticated, and a flood of them must not grow the table): it is counted
+        in `core.anonymous` instead."""
         try:
             self.call.api_key = await _authenticate(raw=console_services.bearer_token(authorization))
         except console_services.InvalidKey as exc:
-            error = invalid_key(str(exc))
-            await self.fail(error)
-            raise error from exc
+            self.finished = True
+            await count_refusal(exc.reason)
+            raise invalid_key(str(exc)) from exc
+        except Exception as exc:
+            log.exception("could not check the API key of request %s", self.call.request_id)
+            self.finished = True
+            await count_refusal("key_check_failed")
+            raise unavailable(exc) from exc
 
     async def start(self, data: dict | bytes, *, kind: str | None = None) -> services.Prepared:
         """Validates the request (a JSON body, or its parsed dict: a door that speaks another wire
@@ -165,10 +206,7 @@ class RequestSession:
             self.kind = kind
         try:
             if isinstance(data, (bytes, str)):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    raise ApiError(400, "We could not parse the JSON body of your request.") from None
+                data = parse_body(data)
             prepared = await _prepare(call=self.call, kind=self.kind, data=data)
             try:
                 self.reservation = await _admit(api_key=self.call.api_key, user=self.user, model=prepared.model,
@@ -181,11 +219,17 @@ class RequestSession:
                                code="service_unavailable") from None
             await _anchor(self._layer)
             self._channel = await self._layer.new_channel(prefix="req.")
+            self._run_id = await _redis_run_id()
             self.prepared = prepared
             await _enqueue(call=self.call, prepared=prepared, reply_channel=self._channel)
         except ApiError as error:
             await self.fail(error)
             raise
+        except Exception as exc:
+            log.exception("could not start request %s", self.call.request_id)
+            error = unavailable(exc)
+            await self.fail(error)
+            raise error from exc
         return self.prepared
 
     async def events(self) -> AsyncIterator[Event]:
@@ -208,8 +252,16 @@ class RequestSession:
                         yield Failed(error)
                         return
                     continue
-                message, last_event = self._receiver.result(), time.monotonic()
-                self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+                try:
+                    message, last_event = self._receiver.result(), time.monotonic()
+                    self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+                except Exception:
+                    log.warning("request %s lost its reply channel", self.call.request_id, exc_info=True)
+                    self._receiver = None
+                    error = redis_lost()
+                    await self._finish(error=error)
+                    yield Failed(error)
+                    return
                 kind = message["type"]
                 if self.finished:
                     return
@@ -305,6 +357,8 @@ class RequestSession:
         if idle < WATCH_INTERVAL:
             return None
         try:
+            if await _redis_run_id() != self._run_id:
+                return redis_lost()
             if worker is None:  # still queued: is any worker of its model left to take it?
                 alive = await _serving(model=self.call.model_name)
             else:

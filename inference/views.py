@@ -1,5 +1,7 @@
 """The OpenAI-compatible API's plain endpoints (the completions are consumers, in consumers.py)."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,6 +30,7 @@ class ModelOutputSerializer(serializers.ModelSerializer):
         return "lanthorn"
 
 
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 class ListModelsView(APIView):
     """GET /v1/models: the models that have an active version."""
 

@@ -56,7 +56,8 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
     stream.event("inference.started", worker=worker_name())
     with stream.reporting_errors():
         version = get_version(version_id)
-        work = Job(**job, on_token=stream.token, is_cancelled=cancel_check(request_id))
+        cancelled = cancel_check(request_id)
+        work = Job(**job, on_token=stream.token, is_cancelled=lambda: stream.gone or cancelled())
         while load_engine(version=version, load=load).submit(work) is None:
             pass  # that engine was retired just now (its model moved on); the next call loads it anew
         log.info("generating with %s", version.label)

@@ -18,6 +18,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
+from core.http import BodyLimit  # noqa: E402
 from core.websocket import SameOriginValidator  # noqa: E402
 from inference import ollama  # noqa: E402
 from inference.consumers import CompletionConsumer, EmbeddingsConsumer  # noqa: E402
@@ -34,7 +35,8 @@ api_websockets: list = [
 ]
 
 application = ProtocolTypeRouter({
-    "http": URLRouter([
+    # Every HTTP route has its body capped and timed (core/http.py).
+    "http": BodyLimit(URLRouter([
         path("v1/chat/completions", CompletionConsumer.as_asgi(kind="chat")),
         path("v1/completions", CompletionConsumer.as_asgi(kind="completion")),
         path("v1/embeddings", EmbeddingsConsumer.as_asgi(kind="embedding")),
@@ -44,7 +46,7 @@ application = ProtocolTypeRouter({
         path("api/embed", ollama.EmbedConsumer.as_asgi(kind="embedding")),
         path("api/pull", ollama.PullConsumer.as_asgi()),
         re_path(r"", django_asgi_app),
-    ]),
+    ])),
     "websocket": URLRouter([
         *api_websockets,
         re_path(r"", AllowedHostsOriginValidator(SameOriginValidator(

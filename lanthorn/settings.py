@@ -59,7 +59,10 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 LANTHORN_HOME = Path(os.getenv("LANTHORN_HOME", str(BASE_DIR / "var"))).resolve()
-LANTHORN_HOME.mkdir(parents=True, exist_ok=True)
+# Owner-only from the start: the database, the secret key, the blobs live here, and other users
+# of the machine have no business reading them.
+LANTHORN_HOME.parent.mkdir(parents=True, exist_ok=True)
+LANTHORN_HOME.mkdir(mode=0o700, exist_ok=True)
 
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -68,8 +71,13 @@ if not SECRET_KEY:
     if not _key_file.exists():
         import secrets
 
-        _key_file.write_text(secrets.token_urlsafe(50))
-        _key_file.chmod(0o600)
+        try:
+            _fd = os.open(_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it just now
+            pass
+        else:
+            with os.fdopen(_fd, "w") as _f:
+                _f.write(secrets.token_urlsafe(50))
     SECRET_KEY = _key_file.read_text().strip()
 
 DEBUG = envbool("DEBUG", "false")
@@ -86,6 +94,8 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "django_htmx",
+    "axes",
+    "drf_spectacular",
     "core",
     "console",
     "inference",
@@ -105,6 +115,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "core.actions.OriginMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "lanthorn.urls"
@@ -132,6 +143,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Created owner-only before SQLite creates it with the umask's bits (its -wal and -shm follow it).
+    os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
     # The server, the worker and the CLI share one file: WAL lets them read while one writes.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -195,8 +208,9 @@ REST_FRAMEWORK = {
 LANTHORN_WORKER_TIMEOUT = envfloat("LANTHORN_WORKER_TIMEOUT", "120")
 # Seconds after which any request fails, however busy its worker (a hard deadline).
 LANTHORN_REQUEST_TIMEOUT = envfloat("LANTHORN_REQUEST_TIMEOUT", "900")
-# Seconds after which a worker that stopped sending heartbeats counts as dead.
-LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "15")
+# Seconds after which a worker that stopped sending heartbeats counts as dead (it beats every
+# third of it): a dead worker's requests fail within about this long.
+LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "4")
 
 LOGGING = {
     "version": 1,
@@ -216,6 +230,70 @@ LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
 LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
+
+# Hardening: limits on what a request may send (core/http.py), for every HTTP route.
+# The largest request body accepted, in bytes (413 above it).
+LANTHORN_MAX_BODY_BYTES = envint("LANTHORN_MAX_BODY_BYTES", str(4 * 1024 * 1024))
+# Seconds a client has to send the whole body (408 after).
+LANTHORN_BODY_TIMEOUT = envfloat("LANTHORN_BODY_TIMEOUT", "30")
+DATA_UPLOAD_MAX_MEMORY_SIZE = LANTHORN_MAX_BODY_BYTES
+# Caps on what one completion request may ask (400 naming the field above them).
+LANTHORN_MAX_MESSAGES = envint("LANTHORN_MAX_MESSAGES", "512")
+LANTHORN_MAX_MESSAGE_CHARS = envint("LANTHORN_MAX_MESSAGE_CHARS", "262144")  # a message, or a prompt
+LANTHORN_MAX_STOP_CHARS = envint("LANTHORN_MAX_STOP_CHARS", "256")
+
+# Deployment defaults. Without LANTHORN_ENV the local defaults stay easy (http, any host);
+# LANTHORN_ENV=production (behind a TLS proxy that sets X-Forwarded-Proto) turns on what
+# `manage.py check --deploy` asks for and needs ALLOWED_HOSTS to name the server.
+LANTHORN_ENV = os.getenv("LANTHORN_ENV", "local").strip().lower()
+if LANTHORN_ENV not in ("local", "production"):
+    raise ValueError(f"LANTHORN_ENV={LANTHORN_ENV!r} is neither local nor production")
+if LANTHORN_ENV == "production":
+    if DEBUG:
+        raise ValueError("LANTHORN_ENV=production with DEBUG=true: turn DEBUG off")
+    if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
+        raise ValueError("LANTHORN_ENV=production needs ALLOWED_HOSTS set to the server's host names")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # local health checks speak plain http
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")
+    CSRF_TRUSTED_ORIGINS = CSRF_TRUSTED_ORIGINS or [f"https://{h.lstrip('.')}" for h in ALLOWED_HOSTS]
+
+# Sign-in is rate limited by django-axes: LANTHORN_LOGIN_FAILURES failed attempts for one
+# user name from one address lock that pair out for LANTHORN_LOGIN_COOLOFF minutes.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LANTHORN_LOGIN_FAILURES", "5")
+AXES_COOLOFF_TIME = envfloat("LANTHORN_LOGIN_COOLOFF", "15") / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = 1 if LANTHORN_ENV == "production" else None
+
+# The OpenAPI 3 schema of the HTTP API (drf-spectacular), at /api/schema/ and /api/docs/.
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lanthorn API",
+    "DESCRIPTION": "An OpenAI-compatible API, a model registry and a usage trail. Authenticate with "
+                   "`Authorization: Bearer <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "inference.openapi.add_completion_endpoints"],
+    "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+}
+
+# Pulls and their peers (registry/sources.py). Redirects of http(s) pulls to loopback, link-local
+# or private addresses are refused unless LANTHORN_PULL_ALLOW_PRIVATE is true. The remote API key
+# travels only over HTTPS, to loopback, or to the peers (host:port) in LANTHORN_PULL_PEERS.
+# LANTHORN_PULL_LOCAL_DIRS: the directories local-path pulls may read (comma-separated; empty: any).
+LANTHORN_PULL_ALLOW_PRIVATE = envbool("LANTHORN_PULL_ALLOW_PRIVATE", "false")
+LANTHORN_PULL_PEERS = [p.strip() for p in os.getenv("LANTHORN_PULL_PEERS", "").split(",") if p.strip()]
+LANTHORN_PULL_LOCAL_DIRS = [d.strip() for d in os.getenv("LANTHORN_PULL_LOCAL_DIRS", "").split(",") if d.strip()]
 
 # The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
 LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")

@@ -9,6 +9,8 @@ import re
 
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +20,10 @@ from core.validation import first_error
 from registry import blobstore, services
 from registry.serializers import (PullInputSerializer, PullOutputSerializer,
                                   VersionInputSerializer)
+
+
+# The OpenAPI description (/api/schema/): these views answer JSON objects described in the README.
+JSON = extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
 
 
 class IsAdmin(permissions.BasePermission):
@@ -40,9 +46,11 @@ def validated(serializer_class, data, **kwargs) -> dict:
     return serializer.validated_data
 
 
+@JSON
 class ModelListView(APIView):
     """GET /api/models: installed models with their versions and configuration."""
 
+    @extend_schema(operation_id="api_models_list")
     def get(self, request):
         from registry.models import Model
 
@@ -50,6 +58,7 @@ class ModelListView(APIView):
         return Response({"models": [services.describe(model=m) for m in models]})
 
 
+@JSON
 class CatalogView(APIView):
     """GET /api/catalog: the curated models one can pull by name."""
 
@@ -57,6 +66,7 @@ class CatalogView(APIView):
         return Response({"models": services.available()})
 
 
+@JSON
 class ModelDetailView(APIView):
     """GET /api/models/NAME; DELETE /api/models/NAME[?force=true] removes the whole model."""
 
@@ -70,6 +80,7 @@ class ModelDetailView(APIView):
         return Response(services.remove(name=name, force=force))
 
 
+@JSON
 class VersionDetailView(APIView):
     """DELETE /api/models/NAME/versions/N (never the active one)."""
 
@@ -79,6 +90,7 @@ class VersionDetailView(APIView):
         return Response(services.remove(name=name, number=number))
 
 
+@JSON
 class ModelConfigView(APIView):
     """GET the load configuration as JSON; PUT or PATCH some or all of its fields."""
 
@@ -94,6 +106,7 @@ class ModelConfigView(APIView):
     put = patch
 
 
+@JSON
 class RollbackView(APIView):
     """POST /api/models/NAME/rollback {"version": N}: activate N, or the version before the active one."""
 
@@ -105,6 +118,7 @@ class RollbackView(APIView):
         return Response(services.describe(model=version.model))
 
 
+@JSON
 class CheckView(APIView):
     """POST /api/models/NAME/check {"version": N}: re-hash the file and validate its structure."""
 
@@ -117,6 +131,7 @@ class CheckView(APIView):
                          "problems": result.problems})
 
 
+@extend_schema(request=PullInputSerializer, responses={202: PullOutputSerializer})
 class PullCreateView(APIView):
     """POST /api/pulls {"source", "name", "sha256", "api_key"}: queue a pull; 202 with the job."""
 
@@ -130,6 +145,7 @@ class PullCreateView(APIView):
         return Response(PullOutputSerializer(pull).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(responses={200: PullOutputSerializer})
 class PullDetailView(APIView):
     """GET /api/pulls/ID: the job's progress."""
 
@@ -166,6 +182,7 @@ async def progress_lines(pull_id):
         await asyncio.sleep(0.5)
 
 
+@extend_schema(responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="NDJSON progress lines")})
 class PullStreamView(APIView):
     """GET /api/pulls/ID/stream: NDJSON progress lines until the pull ends (Ollama's format)."""
 
@@ -181,6 +198,7 @@ class PullStreamView(APIView):
 
 # The registry endpoint: what `lanthorn pull lanthorn://HOST:PORT/MODEL[:VERSION]` reads.
 
+@JSON
 class ManifestView(APIView):
     """GET /registry/v1/models/NAME/manifest[?version=N]: the file's digest, size and chunks."""
 
@@ -205,6 +223,9 @@ class ManifestView(APIView):
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+@extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                          (206, "application/octet-stream"): OpenApiTypes.BINARY,
+                          416: OpenApiResponse(description="The range is not satisfiable.")})
 class BlobView(APIView):
     """GET /registry/v1/blobs/DIGEST: the file, or a byte range of it (`Range: bytes=A-B`)."""
 

@@ -53,6 +53,12 @@ class Stack:
         processes.stop([p for p in (self.worker, self.server) if p])
 
 
+def app_broker_url() -> str:
+    from lanthorn.celery import app
+
+    return app.conf.broker_url
+
+
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker):
     procs = []
@@ -61,6 +67,8 @@ def stack(django_db_setup, django_db_blocker):
         proc, redis_url = redis_server.start_private(Path(settings.LANTHORN_HOME) / "test-redis")
         procs.append(proc)
     # This process talks to the same Redis: heartbeats, and what it sends the worker (Celery).
+    # Put back at the end of the session.
+    saved = settings.REDIS_URL, app_broker_url()
     settings.REDIS_URL = redis_url
     from core.redis import redis_client
     from lanthorn.celery import app
@@ -77,7 +85,7 @@ def stack(django_db_setup, django_db_blocker):
                "LANTHORN_HOME": str(settings.LANTHORN_HOME), "LANTHORN_HEARTBEAT_TTL": "3",
                # Pulls give up on a broken server within seconds, not minutes.
                "LANTHORN_PULL_RETRIES": "3", "LANTHORN_PULL_BACKOFF": "0.2", "LANTHORN_PULL_STALL_TIMEOUT": "3",
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", "LANTHORN_BODY_TIMEOUT": "3"}
         port = redis_server.free_port()
         stack = Stack(url=f"http://127.0.0.1:{port}", redis_url=redis_url, env=env)
         try:
@@ -94,6 +102,9 @@ def stack(django_db_setup, django_db_blocker):
         finally:
             stack.stop()
             processes.stop(procs)
+            settings.REDIS_URL, app.conf.broker_url = saved
+            redis_client.cache_clear()
+            app._after_fork()
 
 
 @pytest.fixture

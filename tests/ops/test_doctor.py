@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-import redis
 
 from core.redis import redis_client
 from core.workers import beat, forget
