@@ -14,6 +14,8 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
 from rest_framework.views import APIView
 
@@ -107,6 +109,12 @@ class CanAudit(permissions.BasePermission):
         return can_audit(request.user)
 
 
+@extend_schema(
+    parameters=[OpenApiParameter(name, str, description=description) for name, description in (
+        ("format", "jsonl (default) or csv"), ("since", "ISO date or time"), ("until", "ISO date or time"),
+        ("action", "e.g. key.create"), ("user", "username"), ("key", "key prefix"), ("model", "model name"),
+        ("outcome", "ok, error or cancelled"))],
+    responses={(200, "application/x-ndjson"): OpenApiTypes.STR, (200, "text/csv"): OpenApiTypes.STR})
 class AuditExportView(APIView):
     """GET /api/audit?format=csv|jsonl&since=&until=&action=&user=&key=&model=&outcome=: the trail,
     streamed, each event with its hash and the previous hash."""

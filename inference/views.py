@@ -39,6 +39,7 @@ class ListModelsView(APIView):
         return Response({"object": "list", "data": ModelOutputSerializer(models, many=True).data})
 
 
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 class WorkerListView(APIView):
     """GET /api/workers: the live workers, their hosts, slots and the models they serve
     (`["*"]`: every model)."""
