@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SSE_HEADERS = [(b"Content-Type", b"text/event-stream"), (b"Cache-Control", b"no-cache"),
                (b"X-Accel-Buffering", b"no")]
+CACHE_HIT = [(b"X-Lanthorn-Cache", b"hit")]
 
 
 class CompletionConsumer(AsyncHttpConsumer):
@@ -53,7 +54,8 @@ class CompletionConsumer(AsyncHttpConsumer):
         except ApiError as error:
             await self._send_error(error)
             raise StopConsumer()
-        self.pump = asyncio.create_task(self._respond(prepared.stream, prepared.include_usage))
+        self.pump = asyncio.create_task(self._respond(prepared.stream, prepared.include_usage,
+                                                      CACHE_HIT if prepared.cached is not None else []))
 
     async def http_disconnect(self, message):
         if self.pump is not None:
@@ -62,7 +64,7 @@ class CompletionConsumer(AsyncHttpConsumer):
             await self.session.cancel()
         raise StopConsumer()
 
-    async def _respond(self, stream: bool, include_usage: bool) -> None:
+    async def _respond(self, stream: bool, include_usage: bool, extra: list) -> None:
         call = self.session.call
         format = openai_format.Formatter(
             kind=self.kind, request_id=call.request_id, model=call.model_name, created=call.created,
@@ -76,7 +78,7 @@ class CompletionConsumer(AsyncHttpConsumer):
                         continue
                     if not started:
                         started = True
-                        await self.send_headers(status=200, headers=SSE_HEADERS)
+                        await self.send_headers(status=200, headers=SSE_HEADERS + extra)
                     chunks = []
                     for text in event.pieces:
                         chunks.append(format.text_chunk(text, first=first))
@@ -87,10 +89,10 @@ class CompletionConsumer(AsyncHttpConsumer):
                         body = format.response(text="".join(parts), finish_reason=event.finish_reason,
                                                usage=event.usage)
                         await self.send_response(200, json_bytes(body),
-                                                 headers=[(b"Content-Type", b"application/json")])
+                                                 headers=[(b"Content-Type", b"application/json"), *extra])
                         return
                     if not started:
-                        await self.send_headers(status=200, headers=SSE_HEADERS)
+                        await self.send_headers(status=200, headers=SSE_HEADERS + extra)
                     await self.send_body(format.final_chunks(finish_reason=event.finish_reason, first=first,
                                                              usage=event.usage))
                 elif isinstance(event, Failed):

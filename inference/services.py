@@ -12,6 +12,7 @@ from console import services as console_services
 from console.models import ApiKey
 from core.errors import ApiError
 from core.validation import first_error
+from inference import answer_cache
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer
 from registry.models import Model
 
@@ -42,6 +43,9 @@ class ApiCall:
 class Prepared:
     stream: bool
     include_usage: bool
+    cached: dict | None = None  # a cache hit: the stored answer, and no worker involved
+    cache_key: str | None = None  # a miss that may be stored: where its answer goes, for how long
+    cache_ttl: int = 0
 
 
 def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Prepared:
@@ -78,11 +82,18 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
         job["messages"] = [dict(m) for m in params["messages"]]
     else:
         job["prompt"] = params["prompt"]
+    options = params.get("stream_options") or {}
+    prepared = Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
+    if model.cache:
+        prepared.cache_key = answer_cache.cache_key(digest=version.digest, kind=kind, job=job)
+        prepared.cache_ttl = model.cache_ttl
+        if prepared.cache_key and (answer := answer_cache.lookup(prepared.cache_key)) is not None:
+            prepared.cached = answer
+            return prepared
     generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
                              version_id=version.id, load=model.load_config(), model=model.name, job=job,
                              enqueued_at=time.time())
-    options = params.get("stream_options") or {}
-    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
+    return prepared
 
 
 def finish_request(*, call: ApiCall, user=None) -> None:

@@ -31,7 +31,7 @@ from django.conf import settings
 from console import services as console_services
 from core.errors import ApiError, invalid_key
 from core.workers import worker_alive
-from inference import services
+from inference import answer_cache, services
 from inference.cancel import request_cancel
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,9 @@ _record = database_sync_to_async(services.finish_request, thread_sensitive=False
 # These only talk to Redis.
 _cancel = sync_to_async(request_cancel, thread_sensitive=False)
 _worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
+_store_answer = sync_to_async(answer_cache.store, thread_sensitive=False)
+
+CACHED = "cached"  # the usage row's outcome for an answer that came from the response cache
 
 _anchored: set = set()
 
@@ -108,6 +111,7 @@ class RequestSession:
         self._layer = get_channel_layer()
         self._channel: str | None = None
         self._receiver: asyncio.Future | None = None
+        self._pieces: list[str] = []  # the answer so far, when it may go to the response cache
 
     @property
     def request_id(self) -> str:
@@ -143,6 +147,10 @@ class RequestSession:
     async def events(self) -> AsyncIterator[Event]:
         """The request's events until Done or Failed (both final). Never hangs: a request whose
         worker is missing, dies or goes quiet ends with Failed."""
+        if self.prepared.cached is not None:
+            async for event in self._replay(self.prepared.cached):
+                yield event
+            return
         worker: str | None = None
         last_event = time.monotonic()
         deadline = self.call.started + settings.LANTHORN_REQUEST_TIMEOUT
@@ -171,12 +179,16 @@ class RequestSession:
                         self.call.ttft = last_event - self.call.started
                     self.call.completion_tokens += len(message["text"])
                     self.sent_text = True
+                    if self.prepared.cache_key:
+                        self._pieces.extend(message["text"])
                     yield Text(message["text"])
                 elif kind == "inference.done":
                     done = Done(message["finish_reason"], message["prompt_tokens"], message["completion_tokens"])
                     call = self.call
                     call.finish_reason = done.finish_reason
                     call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
+                    if self.prepared.cache_key and done.finish_reason in ("stop", "length"):
+                        await self._remember(done)
                     await self._finish()
                     yield done
                     return
@@ -189,6 +201,28 @@ class RequestSession:
             if not self.finished:  # the door stopped listening without saying why
                 await self.cancel()
             self._close()
+
+    async def _replay(self, answer: dict) -> AsyncIterator[Event]:
+        """A cache hit: the stored answer's events, as a worker would have sent them."""
+        call = self.call
+        done = Done(answer["finish_reason"], answer["prompt_tokens"], answer["completion_tokens"])
+        call.ttft = time.monotonic() - call.started
+        call.finish_reason, call.outcome = done.finish_reason, CACHED
+        call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
+        yield Started(CACHED)
+        if answer["pieces"]:
+            self.sent_text = True
+            yield Text(answer["pieces"])
+        await self._finish()
+        yield done
+
+    async def _remember(self, done: Done) -> None:
+        answer = {"pieces": self._pieces, "finish_reason": done.finish_reason,
+                  "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens}
+        try:
+            await _store_answer(self.prepared.cache_key, answer, ttl=self.prepared.cache_ttl)
+        except Exception:
+            log.warning("could not store the answer of request %s", self.call.request_id, exc_info=True)
 
     async def cancel(self) -> None:
         """Stops the generation in the worker (it checks between tokens) and records the request
@@ -252,6 +286,9 @@ class RequestSession:
 
     def _close(self) -> None:
         if self._channel is None:
+            return
+        if self.prepared is not None and self.prepared.cached is not None:  # never subscribed
+            self._channel = None
             return
         if self._receiver is None:  # the pub/sub layer unsubscribes a channel when its receive is cancelled
             self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))

@@ -90,7 +90,12 @@ def main() -> None:
 
         django.setup()
         password = setup()
-        children.append(processes.start_worker())
+        from django.db.models import Max
+
+        from registry.models import Model
+
+        workers = Model.objects.aggregate(n=Max("max_workers"))["n"] or 1
+        children.extend(processes.start_worker(index=i) for i in range(workers))
         children.append(processes.start_server(host=host, port=port))
         url = f"http://{host}:{port}"
         try:

@@ -12,9 +12,10 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def start_worker(*, env: dict | None = None, loglevel: str = "INFO") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel],
-                            cwd=BASE_DIR, env=env, start_new_session=True)
+def start_worker(*, env: dict | None = None, loglevel: str = "INFO", index: int = 0) -> subprocess.Popen:
+    """Worker `index` (0, 1, ...) serves the models whose `max_workers` is more than its index."""
+    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel,
+                             "--index", str(index)], cwd=BASE_DIR, env=env, start_new_session=True)
 
 
 def start_server(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:
