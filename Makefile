@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.bootstrapped
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench bench-peer clean
 
 setup: $(STAMP)
 
@@ -19,6 +19,15 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/stream_overhead.py
 	$(VENV)/bin/python bench/delta_pull.py
+	$(VENV)/bin/python bench/concurrency.py
+	$(VENV)/bin/python bench/determinism.py
+	$(VENV)/bin/python bench/prefix.py
+	$(VENV)/bin/python bench/cache.py
+	$(VENV)/bin/python bench/memory.py
+
+# The peer server for bench/concurrency.py (llama-cpp-python[server]'s packages), kept out of the venv.
+bench-peer: setup
+	$(VENV)/bin/pip install --quiet --target var/bench-peer fastapi sse-starlette starlette-context pydantic-settings
 
 clean:
 	rm -rf $(VENV)

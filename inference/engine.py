@@ -7,7 +7,8 @@ scheduler thread; the Celery task threads hand it jobs through a queue.
 The scheduler is a continuous batcher in the manner of llama.cpp's server: the context has one
 KV cache stream per slot (`slots` sequences of `n_ctx` tokens each), every request runs in a slot
 as its own sequence, and each step is one `llama_decode` that carries the next token of every
-generating sequence plus a chunk of at most one waiting prompt. New requests take a free slot
+generating sequence, then prompt chunks of waiting requests (at most PROMPT_BUDGET tokens, so one
+long prompt cannot stall the others), each chunk in a decode of its own. New requests take a free slot
 between steps; a cancelled request leaves at the next step.
 
 Greedy output does not depend on what runs beside a request or ran before it:
@@ -16,8 +17,9 @@ Greedy output does not depend on what runs beside a request or ran before it:
 - with `invariant` on (the default), weights stay in their file layout (no repacking into the
   CPU's interleaved layouts, whose batched kernels sum in another order than the one-row kernel),
   so each row of a batch gets the result it would get alone;
-- prompts are evaluated in chunks that start at multiples of CHUNK, and a slot reuses the KV of a
-  prompt prefix it holds only in whole chunks, so a prompt is always evaluated in the same pieces.
+- prompts are evaluated alone, in chunks that start at multiples of CHUNK, and a slot reuses the KV
+  of a prompt prefix it holds only in whole chunks, so a prompt is always evaluated in the same
+  pieces and batch shapes (measured: rows of a many-row batch of several prompts did differ).
 """
 
 import codecs
@@ -112,7 +114,6 @@ class Slot:
         self.next_token: int | None = None  # sampled, not yet in the KV cache
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.stops = StopFilter(job.stop)
-        self.logits_at = -1  # this step's batch row with the logits to sample from
 
 
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
@@ -137,7 +138,7 @@ class Engine:
         params.n_seq_max = slots
         params.kv_unified = False  # one KV stream per slot
         params.swa_full = True  # sliding-window layers keep whole prefixes, so they can be reused
-        params.n_batch = params.n_ubatch = slots + PROMPT_BUDGET
+        params.n_batch = params.n_ubatch = max(slots, CHUNK)
         params.n_threads = params.n_threads_batch = threads
         with suppress_stdout_stderr(disable=False):  # llama.cpp's own log of the context it makes
             self.ctx = LlamaContext(model=self.model, params=params, verbose=False)
@@ -283,22 +284,9 @@ class Engine:
                 self._finish(slot, "length")
 
     def _step(self) -> None:
-        batch, rows = self.batch, 0
+        """One step: the next token of every generating sequence in one decode, then prompt chunks."""
         self._steps += 1
-
-        def add(slot: Slot, token: int, logits: bool) -> None:
-            nonlocal rows
-            batch.token[rows] = token
-            batch.pos[rows] = len(slot.cached)
-            batch.n_seq_id[rows] = 1
-            batch.seq_id[rows][0] = slot.seq_id
-            batch.logits[rows] = logits
-            if logits:
-                slot.logits_at = rows
-            slot.cached.append(token)
-            rows += 1
-
-        budget = PROMPT_BUDGET
+        generating, prompting = [], []
         for slot in self.slots:
             if slot.job is None:
                 continue
@@ -306,28 +294,42 @@ class Engine:
                 self._finish(slot, "cancelled")
                 continue
             slot.used = self._steps
-            slot.logits_at = -1
-            if slot.next_token is not None:
-                add(slot, slot.next_token, True)
-                slot.next_token = None
-            else:  # its prompt, up to the next chunk boundary, if the step has room for that
-                start = len(slot.cached)
-                end = min(len(slot.tokens), (start // CHUNK + 1) * CHUNK)
-                if end - start > budget:
-                    continue
-                for position in range(start, end):
-                    add(slot, slot.tokens[position], position == len(slot.tokens) - 1)
-                budget -= end - start
-        if rows == 0:
-            return
+            (generating if slot.next_token is not None else prompting).append(slot)
+        if generating:
+            self._decode([(slot, [slot.next_token], True) for slot in generating])
+        budget = PROMPT_BUDGET
+        for slot in prompting:
+            # Up to the next chunk boundary, and alone in its decode: the same prompt is evaluated
+            # in the same pieces and batch shapes whatever else runs, so its KV is the same.
+            start = len(slot.cached)
+            end = min(len(slot.tokens), (start // CHUNK + 1) * CHUNK)
+            if end - start > budget:
+                break
+            budget -= end - start
+            self._decode([(slot, slot.tokens[start:end], end == len(slot.tokens))])
+
+    def _decode(self, items: list[tuple[Slot, list[int], bool]]) -> None:
+        """Evaluates tokens of some slots' sequences (each at the end of what its stream holds) and
+        samples the next token of those whose last token wants it."""
+        batch, rows, sampling = self.batch, 0, []
+        for slot, tokens, logits in items:
+            slot.next_token = None
+            for i, token in enumerate(tokens):
+                batch.token[rows] = token
+                batch.pos[rows] = len(slot.cached)
+                batch.n_seq_id[rows] = 1
+                batch.seq_id[rows][0] = slot.seq_id
+                batch.logits[rows] = logits and i == len(tokens) - 1
+                slot.cached.append(token)
+                rows += 1
+            if logits:
+                sampling.append((slot, rows - 1))
         batch.n_tokens = rows
         status = llama_cpp.llama_decode(self.ctx.ctx, batch)
         if status != 0:
             raise RuntimeError(f"llama_decode returned {status}")
-        for slot in self.slots:
-            if slot.job is not None and slot.logits_at >= 0:
-                self._sampled(slot, llama_cpp.llama_sampler_sample(slot.sampler.sampler, self.ctx.ctx,
-                                                                    slot.logits_at))
+        for slot, row in sampling:
+            self._sampled(slot, llama_cpp.llama_sampler_sample(slot.sampler.sampler, self.ctx.ctx, row))
 
     def _sampled(self, slot: Slot, token: int) -> None:
         job = slot.job

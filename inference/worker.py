@@ -66,7 +66,8 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
 
 def preload_models() -> None:
     """Loads every active model that this worker serves, so no request waits for a load."""
-    for model in Model.objects.select_related("active_version").filter(active_version__isnull=False):
+    served = Model.objects.filter(active_version__isnull=False, max_workers__gt=settings.LANTHORN_WORKER_INDEX)
+    for model in served.select_related("active_version"):
         try:
             load_engine(version=model.active_version, load=model.load_config())
         except ApiError as exc:

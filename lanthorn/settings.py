@@ -193,3 +193,8 @@ LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
 LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
+
+# Batching and the response cache (inference.engine, inference.answer_cache).
+# Which of a model's `max_workers` this worker process is (set by `lanthorn worker --index`): worker
+# N serves and preloads the models whose max_workers is more than N.
+LANTHORN_WORKER_INDEX = envint("LANTHORN_WORKER_INDEX", "0")

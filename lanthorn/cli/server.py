@@ -27,6 +27,7 @@ def cmd_worker(args) -> None:
     # A request holds its Celery thread while its model's engine batches it: one thread per slot,
     # and two for pulls and other jobs.
     concurrency = args.concurrency or sum(m.slots for m in models) + 2
+    os.environ["LANTHORN_WORKER_INDEX"] = str(args.index)
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
                               "--pool", "threads", "--concurrency", str(concurrency),
                               "--queues", queues, "--loglevel", args.loglevel,
