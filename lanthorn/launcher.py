@@ -62,14 +62,15 @@ class Worker:
 
     FIRST_BACKOFF, MAX_BACKOFF, STEADY = 1.0, 30.0, 60.0
 
-    def __init__(self) -> None:
+    def __init__(self, *, index: int = 0) -> None:
+        self.index = index
         self.backoff = self.FIRST_BACKOFF
         self.proc = self._start()
         self.restart_at: float | None = None
 
     def _start(self) -> subprocess.Popen:
         self.started = time.monotonic()
-        return processes.start_worker()
+        return processes.start_worker(index=self.index)
 
     def tend(self) -> None:
         """Called every half second: notices a death, restarts when its back-off is over."""
@@ -144,11 +145,16 @@ def main() -> None:
         except ValueError as exc:  # a setting with a bad value names its variable
             raise LaunchError(f"configuration: {exc}") from exc
         password = setup()
-        worker = Worker()
+        from django.db.models import Max
+
+        from registry.models import Model
+
+        # As many workers as a model wants (`max_workers`); each one restarted when it dies.
+        workers = [Worker(index=i) for i in range(Model.objects.aggregate(n=Max("max_workers"))["n"] or 1)]
         server = processes.start_server(host=host, port=port)
         grpc = processes.start_grpc(host=grpc_host, port=grpc_port)
         others = children[:]  # Redis, when private
-        children += [worker.proc, server, grpc]
+        children += [*(w.proc for w in workers), server, grpc]
         url = f"http://{host}:{port}"
         try:
             processes.wait_healthy(url, children)
@@ -164,8 +170,9 @@ def main() -> None:
                   "`.venv/bin/python manage.py changepassword admin`)")
         print("Press Ctrl-C to stop.", flush=True)
         while all(proc.poll() is None for proc in [*others, server, grpc]):
-            worker.tend()
-            children[:] = [*others, worker.proc, server, grpc]
+            for worker in workers:
+                worker.tend()
+            children[:] = [*others, *(w.proc for w in workers), server, grpc]
             time.sleep(0.5)
         raise LaunchError("the server, the gRPC server or Redis stopped; shutting down")
     except KeyboardInterrupt:

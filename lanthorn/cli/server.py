@@ -58,12 +58,20 @@ def cmd_worker(args) -> None:
         unknown = sorted(set(names) - set(Model.objects.filter(name__in=names).values_list("name", flat=True)))
         if unknown:
             raise CommandError(f"no model named {', '.join(unknown)} (`lanthorn list` shows the models)")
-        queues = ",".join(Model(name=n).queue for n in names)
+        models = list(Model.objects.filter(name__in=names))
+        queues = ",".join(m.queue for m in models)
     else:
-        queues = ",".join(["lanthorn", *(m.queue for m in Model.objects.all())])
+        # Worker `index` serves the models that want more than `index` workers; worker 0 also pulls.
+        models = [m for m in Model.objects.all() if m.max_workers > args.index]
+        queues = ",".join(["lanthorn", *(m.queue for m in models)] if args.index == 0 else
+                          [m.queue for m in models] or ["lanthorn"])
+    # A request holds its Celery thread while its model's engine batches it: one thread per slot,
+    # and two for pulls and other jobs.
+    slots = args.slots or sum(m.slots for m in models) + 2
     os.environ["LANTHORN_WORKER_MODELS"] = ",".join(names)
+    os.environ["LANTHORN_WORKER_INDEX"] = str(args.index)
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
-                              "--pool", "threads", "--concurrency", str(args.slots),
+                              "--pool", "threads", "--concurrency", str(slots),
                               "--queues", queues, "--loglevel", args.loglevel,
                               "--hostname", f"lanthorn-{os.getpid()}@%h", "--without-gossip",
                               "--without-mingle"])
@@ -81,8 +89,9 @@ def register(sub) -> None:
     web.set_defaults(func=cmd_web)
     w = sub.add_parser("worker", help="run an inference worker")
     w.add_argument("--models", help="serve only these models (comma-separated); default: every model")
-    w.add_argument("--slots", "--concurrency", type=int, default=4,
-                   help="requests this worker takes at once (default 4)")
+    w.add_argument("--slots", "--concurrency", type=int, default=None,
+                   help="requests this worker takes at once (default: its models' slots, plus 2)")
+    w.add_argument("--index", type=int, default=0, help="which of a model's max_workers this is")
     w.add_argument("--loglevel", default="INFO")
     w.add_argument("--healthcheck", action="store_true",
                    help="exit 0 when a worker on this host sends heartbeats, else 1 (for container health checks)")
