@@ -193,7 +193,9 @@ def _remove(*, name: str, number: int | None, force: bool) -> dict:
             raise RegistryError(f"{name} is serving (version {model.active_version.number} is active): "
                                 f"remove one of its other versions, or force the removal of the whole model",
                                 code="version_active", status=409)
-        model.delete()
+        with transaction.atomic():  # under the model's lock, as pulls record their version
+            Model.objects.select_for_update().filter(pk=model.pk).first()
+            model.delete()
         removed = name
     return {"removed": removed, **collect_garbage()}
 
@@ -360,8 +362,14 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
     pull.transferred_bytes, pull.rate = reporter.pull.transferred_bytes, reporter.pull.rate
     pull.finished_at = timezone.now()
     with transaction.atomic():
+        if pull.version is not None:
+            # Under the model's lock, as removals take it: a version removed since the pull added
+            # it is not referred to (on PostgreSQL the reference would break the removal).
+            Model.objects.select_for_update().get(pk=pull.version.model_id)
+            if not ModelVersion.objects.filter(pk=pull.version.pk).exists():
+                pull.version = None
         pull.save()
-        done = pull.status == Pull.DONE
+        done = pull.status == Pull.DONE and pull.version is not None
         announce("model.pull", actor=pull.requested_by, target=pull.version.label if done else pull.name,
                  outcome="ok" if done else "error",
                  details={"source": pull.source, "pull": str(pull.pk), "digest": pull.version.digest if done else None,
