@@ -90,6 +90,7 @@ def main() -> None:
         install_default_model()
         model = Model.objects.get(name="gemma3-270m")
         model.n_threads = args.threads
+        model.cache = False  # every run must reach the engine, not the response cache
         model.save()
         user = get_user_model().objects.create_user("bench")
         key = create_api_key(user=user, name="bench").raw
