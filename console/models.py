@@ -56,6 +56,13 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The dashboard and the Usage page read time ranges: everyone's (created_at), one
+        # member's, one key's or one model's.
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="usage_user_time"),
+            models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
+            models.Index(fields=["model_name", "created_at"], name="usage_model_time"),
+        ]
 
 
 class Team(models.Model):

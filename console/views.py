@@ -1,43 +1,23 @@
-"""The web console: a dashboard of models, API keys and usage, with htmx for the key actions.
+"""The web console: a dashboard of workers, queues, usage figures and charts, models and API
+keys, with htmx for the key actions.
 
 htmx requests get a partial template (the part of the page they swap); plain requests get
 the whole page, so every action also works without JavaScript.
 """
 
-from datetime import timedelta
-
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, F, Sum
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
-from redis.exceptions import RedisError
 
 from console import services
 from console.forms import ApiKeyForm
-from console.models import ApiKey, UsageRecord
-from core.workers import live_workers
+from console.models import ApiKey
 from registry.models import Model
-
-USAGE_ROWS = 50
 
 
 def visible_keys(user):
     keys = ApiKey.objects.select_related("user")
     return keys if user.is_superuser else keys.filter(user=user)
-
-
-def visible_usage(user):
-    rows = UsageRecord.objects.select_related("user", "api_key")
-    return rows if user.is_superuser else rows.filter(user=user)
-
-
-def worker_count() -> int | None:
-    """How many workers sent a heartbeat lately; None when Redis does not answer."""
-    try:
-        return len(live_workers())
-    except RedisError:
-        return None
 
 
 def keys_context(request, *, form=None, new_key=None) -> dict:
@@ -50,15 +30,12 @@ def keys_context(request, *, form=None, new_key=None) -> dict:
 
 
 def dashboard_context(request, **keys_kwargs) -> dict:
-    usage = visible_usage(request.user)
-    totals = usage.filter(created_at__gte=timezone.now() - timedelta(hours=24)).aggregate(
-        requests=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens"))
-    )
+    from console.dashboard_views import REFRESH_SECONDS, dashboard_data
+
     return {
         "models": Model.objects.select_related("active_version"),
-        "workers": worker_count(),
-        "usage": usage[:USAGE_ROWS],
-        "totals": totals,
+        "data": dashboard_data(request.user),  # the first paint; the page's script polls for more
+        "refresh_seconds": REFRESH_SECONDS,
         "base_url": request.build_absolute_uri("/v1"),
         **keys_context(request, **keys_kwargs),
     }

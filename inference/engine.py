@@ -102,6 +102,7 @@ class Engine:
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._retired = False
         self._queue_lock = threading.Lock()
+        self.busy = False  # generating an answer now (for the worker's heartbeat)
         threading.Thread(target=self._loop, name=f"engine-{path.name[:19]}", daemon=True).start()
 
     def submit(self, job: Job) -> Job | None:
@@ -125,6 +126,7 @@ class Engine:
                 log.info("unloading %s", self.llm.model_path)
                 self.llm.close()
                 return
+            self.busy = True
             try:
                 if job.is_cancelled():
                     job.finish_reason = "cancelled"
@@ -136,6 +138,7 @@ class Engine:
                 log.exception("generation failed")
                 job.error = ApiError(500, f"generation failed: {exc}", code="server_error")
             finally:
+                self.busy = False
                 job.done.set()
 
     def _prompt_tokens(self, job: Job) -> list[int]:
@@ -191,6 +194,21 @@ class Engine:
 _engines: dict[tuple, Engine] = {}
 _current: dict[str, tuple] = {}  # model name → key of the engine serving its active version
 _engines_lock = threading.Lock()
+_loading: dict[str, str] = {}  # model name → digest of the file being loaded now
+
+
+def status() -> dict:
+    """What this process serves, for its heartbeat: each model's loaded version and state
+    (loading, generating, idle), and the process's state (the busiest of them). Reads without
+    the lock, which a load holds for seconds."""
+    models = [{"model": model, "digest": key[0][:12],
+               "state": "generating" if getattr(_engines.get(key), "busy", False) else "idle"}
+              for model, key in list(_current.items())]
+    models += [{"model": model, "digest": digest[:12], "state": "loading"}
+               for model, digest in list(_loading.items())]
+    states = {m["state"] for m in models}
+    state = next((s for s in ("loading", "generating") if s in states), "idle")
+    return {"state": state, "models": sorted(models, key=lambda m: m["model"])}
 
 
 def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture: str,
@@ -206,11 +224,14 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
                 raise ApiError(503, f"model file {path.name} is missing from the blob store",
                                code="model_unavailable")
             log.info("loading %s with %s", path.name, load)
+            _loading[model] = digest
             try:
                 engine = Engine(path=path, architecture=architecture, chat_template=chat_template, **load)
             except ValueError as exc:
                 raise ApiError(503, f"the model could not be loaded: {exc}",
                                code="model_unavailable") from exc
+            finally:
+                _loading.pop(model, None)
             _engines[key] = engine
         # Only once the new engine is there does the model's previous one go.
         previous, _current[model] = _current.get(model), key

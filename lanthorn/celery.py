@@ -1,4 +1,6 @@
-"""The Celery app. Inference tasks go to the queue of the model they ask for."""
+"""The Celery app. Inference tasks go to the queue of the model they ask for; background jobs
+(pulls, checks) to the `jobs` queue, which a worker process of its own consumes (`lanthorn worker
+--jobs`), so that long pulls never take the threads that serve models."""
 
 import logging
 import os
@@ -15,9 +17,14 @@ app.autodiscover_tasks()
 log = logging.getLogger(__name__)
 
 
+JOBS_QUEUE = "jobs"
+
+
 def route_by_model(name, args, kwargs, options, task=None, **kw):
     if name == "inference.generate":
         return {"queue": f"model.{kwargs['model']}"}
+    if name.startswith("registry."):
+        return {"queue": JOBS_QUEUE}
     return None
 
 
@@ -25,31 +32,40 @@ app.conf.task_routes = (route_by_model,)
 
 
 class Heartbeat(bootsteps.StartStopStep):
-    """Marks the worker alive in Redis every few seconds, so the server can tell a dead worker
-    from a busy one; and loads the active models before the first request."""
+    """Marks the worker alive in Redis every few seconds, with what it is doing (the dashboard
+    shows it), so the server can tell a dead worker from a busy one; and, in an inference
+    worker, loads the active models before the first request."""
 
     requires = {"celery.worker.components:Pool"}
 
     def start(self, worker):
         from django.conf import settings
 
-        from core.workers import beat, worker_name
-        from inference.worker import preload_models
+        from core.workers import INFERENCE, JOBS, beat, worker_name
 
         self.stopped = threading.Event()
         name = worker_name()
         interval = max(1.0, settings.LANTHORN_HEARTBEAT_TTL / 3)
+        kind = JOBS if set(worker.app.amqp.queues.consume_from) == {JOBS_QUEUE} else INFERENCE
+        if kind == JOBS:
+            from registry.jobs import status
+        else:
+            from inference.engine import status
+        hostname = worker.hostname
 
         def run():
             while not self.stopped.is_set():
                 try:
-                    beat(worker=name)
+                    beat(worker=name, info={"kind": kind, "hostname": hostname, **status()})
                 except Exception:
                     log.warning("heartbeat failed", exc_info=True)
                 self.stopped.wait(interval)
 
         threading.Thread(target=run, name="heartbeat", daemon=True).start()
-        preload_models()
+        if kind == INFERENCE:
+            from inference.worker import preload_models
+
+            preload_models()
 
     def stop(self, worker):
         from core.workers import forget, worker_name

@@ -2,7 +2,8 @@
 
 Redis: REDIS_URL if set, else one on 127.0.0.1:6379 (a database chosen by LANTHORN_HOME),
 else a private redis-server.
-Then migrate, the admin user, the default model, the worker and the ASGI server.
+Then migrate, the admin user, the default model, the inference worker, the jobs worker
+(pulls, checks) and the ASGI server.
 """
 
 import os
@@ -91,6 +92,7 @@ def main() -> None:
         django.setup()
         password = setup()
         children.append(processes.start_worker())
+        children.append(processes.start_worker(jobs=True))  # pulls and checks never take a model's threads
         children.append(processes.start_server(host=host, port=port))
         url = f"http://{host}:{port}"
         try:

@@ -12,8 +12,10 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def start_worker(*, env: dict | None = None, loglevel: str = "INFO") -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel],
+def start_worker(*, env: dict | None = None, loglevel: str = "INFO", jobs: bool = False) -> subprocess.Popen:
+    """An inference worker, or (`jobs`) the worker of background jobs: pulls and checks."""
+    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel,
+                             *(["--jobs"] if jobs else [])],
                             cwd=BASE_DIR, env=env, start_new_session=True)
 
 

@@ -121,10 +121,10 @@ def test_a_pull_resumes_after_its_worker_was_killed(admin_api, stack, file_serve
     wait_until(admin_api, first["id"], lambda job: job["done_bytes"] > 2.5 * MB)
 
     try:
-        stack.kill_worker()
+        stack.kill_worker(jobs=True)
         orphan = wait_until(admin_api, first["id"], finished)  # once the worker's heartbeat has lapsed
     finally:
-        stack.start_worker()
+        stack.start_worker(jobs=True)
     assert orphan["status"] == "failed"
     assert "its worker went away" in orphan["error"]
     file_server.clear_faults()
