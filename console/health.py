@@ -2,11 +2,12 @@ from django.db import connection
 from django.http import JsonResponse
 
 from core.redis import redis_client
-from core.workers import live_workers
+from core.workers import INFERENCE, JOBS, live_workers
 
 
 def healthz(request):
-    """200 when the database, Redis and at least one worker answer; 503 naming what does not."""
+    """200 when the database, Redis and at least one inference worker answer; 503 naming what
+    does not. The jobs workers are counted too (none only means pulls and checks wait)."""
     checks = {}
     try:
         with connection.cursor() as cursor:
@@ -17,8 +18,9 @@ def healthz(request):
     try:
         redis_client().ping()
         checks["redis"] = "ok"
-        workers = live_workers()
-        checks["workers"] = len(workers) if workers else "error: no worker is running"
+        workers = live_workers(kind=INFERENCE)
+        checks["workers"] = len(workers) if workers else "error: no inference worker is running"
+        checks["jobs_workers"] = len(live_workers(kind=JOBS))
     except Exception as exc:
         checks["redis"] = f"error: {exc}"
         checks["workers"] = "unknown: Redis is down"

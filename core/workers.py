@@ -31,9 +31,9 @@ def forget(*, worker: str) -> None:
 
 
 def worker_alive(*, worker: str | None) -> bool:
-    """Whether this worker (any worker, for None) sent a heartbeat lately."""
+    """Whether this worker (any inference worker, for None) sent a heartbeat lately."""
     if worker is None:
-        return bool(live_workers())
+        return bool(live_workers(kind=INFERENCE))
     return bool(redis_client().exists(WORKER_KEY.format(worker)))
 
 

@@ -45,3 +45,4 @@ def test_healthz_reports_database_redis_and_worker(stack, transactional_db):
     assert body["status"] == "ok"
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
     assert body["checks"]["workers"] >= 1
+    assert body["checks"]["jobs_workers"] == 1
