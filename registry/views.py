@@ -160,6 +160,8 @@ def progress_line(pull) -> dict:
     """One line of the pull stream, in Ollama's shape."""
     if pull.status == pull.FAILED:
         return {"error": pull.error}
+    if pull.status == pull.CANCELLED:
+        return {"error": "the pull was cancelled"}
     if pull.status == pull.DONE:
         return {"status": "success", "model": pull.name, "version": pull.version.number if pull.version else None}
     line = {"status": pull.phase or pull.status}
