@@ -1,7 +1,7 @@
 """The console's model registry pages: installed models and their versions, load configuration,
 pulls with live progress, and the catalog.
 
-Everyone signed in sees them; only admins (`is_staff`) change anything. Every change is a call
+Everyone signed in sees them; only admins (`console.roles.is_admin`) change anything. Every change is a call
 to registry.services; its RegistryError is shown on the page. htmx requests get the partial
 they swap (a model, its configuration, the pull section, one pull's progress); plain requests
 get the whole page, so every action also works without JavaScript.
@@ -19,6 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
 from console.forms import ConfigForm, ConfigImportForm, PullForm
+from console.roles import is_admin
 from registry import services
 from registry.models import Model, ModelVersion, Pull
 from registry.services import RegistryError
@@ -32,7 +33,7 @@ def admin_required(view):
     @wraps(view)
     @login_required
     def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
+        if not is_admin(request.user):
             raise PermissionDenied("Only an admin can change models.")
         return view(request, *args, **kwargs)
 
@@ -69,14 +70,14 @@ def model_card(model: Model, **extra) -> dict:
 def list_context(request, card: dict | None = None) -> dict:
     """The model list; `card` replaces the default card of its model."""
     cards = [card if card and card["model"].pk == model.pk else model_card(model) for model in models_queryset()]
-    return {"cards": cards, "can_edit": request.user.is_staff}
+    return {"cards": cards, "can_edit": is_admin(request.user)}
 
 
 def pulls_context(request, form: PullForm | None = None) -> dict:
     return {
         "pull_form": form or PullForm(),
         "pulls": Pull.objects.select_related("requested_by", "version")[:RECENT_PULLS],
-        "can_edit": request.user.is_staff,
+        "can_edit": is_admin(request.user),
     }
 
 
@@ -91,7 +92,7 @@ def page_context(request, *, card: dict | None = None, pull_form: PullForm | Non
 def render_card(request, template: str, card: dict):
     """An action's answer: the changed part for htmx, the whole page otherwise."""
     if request.htmx:
-        return render(request, template, {"card": card, "can_edit": request.user.is_staff})
+        return render(request, template, {"card": card, "can_edit": is_admin(request.user)})
     return render(request, "console/models.html", page_context(request, card=card))
 
 

@@ -13,14 +13,18 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from console import roles
 from core.validation import first_error
 from registry import blobstore, services
 from registry.serializers import (CheckOutputSerializer, PullInputSerializer, PullOutputSerializer,
                                   VersionInputSerializer)
 
 
-class IsAdmin(permissions.IsAdminUser):
+class IsAdmin(permissions.BasePermission):
     message = "Only an admin can change models."
+
+    def has_permission(self, request, view):
+        return roles.is_admin(request.user)
 
 
 class IsAdminOrReadOnly(IsAdmin):

@@ -26,6 +26,8 @@
     return body;
   }
 
+  // Small rates keep two significant digits (8 tokens in an hour is 0.0022/s, not 0.00).
+  const rate = (v) => (v === 0 ? "0" : v < 0.1 ? v.toPrecision(2) : v.toFixed(2));
   const ms = (v) => (v === null || v === undefined ? "—" : `${Math.round(v)} ms`);
 
   function renderWorkers() {
@@ -58,8 +60,8 @@
       const row = body.insertRow();
       cell(row, m.model);
       cell(row, m.requests, "num");
-      cell(row, m.requests_per_minute.toFixed(2), "num");
-      cell(row, m.tokens_per_second.toFixed(2), "num");
+      cell(row, rate(m.requests_per_minute), "num");
+      cell(row, rate(m.tokens_per_second), "num");
       cell(row, `${(m.error_rate * 100).toFixed(1)} %`, "num");
       cell(row, ms(m.latency_p50_ms), "num");
       cell(row, ms(m.latency_p95_ms), "num");
@@ -78,11 +80,11 @@
     if (!chart || chart.key !== key) {
       if (chart) chart.plot.destroy();
       const opts = {
-        width: Math.max(300, el.clientWidth), height: 200,
+        width: Math.max(200, el.clientWidth), height: 200,
         series: [{}, ...names.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 2,
                                                fill: COLORS[i % COLORS.length] + "22" }))],
         axes: [{}, { size: 50 }],
-        scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+        scales: { y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
         legend: { show: names.length > 0 },
       };
       chart = charts[el.id] = { key, plot: new uPlot(opts, values, el) };

@@ -1,6 +1,7 @@
 """Browser tests: Playwright for Python driving Debian's Chromium (/usr/bin/chromium) against the
 real stack's ASGI server. Skipped, saying so, where Chromium is not installed."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -11,16 +12,25 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "password"  # the named roles' password (tests/conftest.py)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser():
+    """One Chromium for the browser tests, closed after them: Playwright's event loop must not
+    outlive them (Django refuses async_to_sync in a thread with a running loop)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
     from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread, which Django takes for async code:
+    # the tests' own ORM calls are synchronous all the same.
+    unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield browser
         browser.close()
+    if unsafe is None:
+        del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
 @pytest.fixture
