@@ -3,6 +3,7 @@ real API requests without a reload, a pull's progress advances on the Jobs page 
 stops it), and every script and stylesheet comes from Lanthorn itself."""
 
 import hashlib
+import random
 from urllib.parse import urlsplit
 
 import httpx
@@ -58,7 +59,7 @@ def admin_api(stack, admin):
 def test_a_pulls_progress_advances_on_the_jobs_page_until_cancel(new_page, admin, admin_api, file_server):
     path = file_server.root / "models" / "slow.gguf"
     path.parent.mkdir(parents=True)
-    write_tiny_gguf(path, size_mb=8, seed=21)
+    write_tiny_gguf(path, size_mb=8, seed=random.randrange(2**32))  # a file no earlier run stored
     file_server.fail("/models/slow.gguf", throttle=MB // 2)  # sixteen seconds, if nobody stops it
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     r = admin_api.post("/api/pulls", json={"source": file_server.url_for("models/slow.gguf"), "name": "slow",
