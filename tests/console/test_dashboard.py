@@ -240,3 +240,27 @@ def test_a_member_sees_the_detail_of_their_row_but_not_of_anothers(client, membe
 def test_only_an_admin_sees_the_jobs_page(client, request, role, status):
     client.force_login(request.getfixturevalue(role))
     assert client.get(reverse("jobs")).status_code == status
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_usage_rows_all_count_in_the_rollup(member, member_key):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection as thread_connection
+
+    from console.models import UsageMinute
+
+    at = timezone.now().replace(second=0, microsecond=0)  # every row in one minute: one rollup row to fight over
+
+    def write(i: int) -> None:
+        try:
+            for _ in range(5):
+                usage(member, member_key.key, created_at=at, latency_ms=10.0 + i)
+        finally:
+            thread_connection.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+
+    assert UsageMinute.objects.get(scope="").requests == 40
+    assert UsageMinute.objects.get(scope=str(member.pk)).requests == 40
