@@ -6,7 +6,7 @@ STAMP := $(VENV)/.bootstrapped
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml scripts/bootstrap.sh scripts/install-llama-cpp.sh
+$(STAMP): requirements.txt pyproject.toml sdk/python/pyproject.toml scripts/bootstrap.sh scripts/install-llama-cpp.sh
 	scripts/bootstrap.sh
 	touch $@
 
@@ -19,6 +19,8 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/stream_overhead.py
 	$(VENV)/bin/python bench/delta_pull.py
+	$(VENV)/bin/python bench/audit_export.py
+	$(VENV)/bin/python bench/audit_request.py
 
 clean:
 	rm -rf $(VENV)

@@ -1,12 +1,75 @@
+from datetime import timedelta
+
 from django import forms
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from console import roles
 
 
-class ApiKeyForm(forms.Form):
+def limit_field(label: str) -> forms.IntegerField:
+    return forms.IntegerField(label=label, required=False, min_value=1,
+                              widget=forms.NumberInput(attrs={"placeholder": "no limit", "min": 1}))
+
+
+class LimitsForm(forms.Form):
+    rpm = limit_field("Requests per minute")
+    tokens_per_day = limit_field("Tokens per day")
+    concurrency = limit_field("Concurrent requests")
+
+
+class ApiKeyForm(LimitsForm):
+    """A new key: its name, owner (admins only) and limits (empty: the owner's defaults)."""
+
     name = forms.CharField(
-        max_length=100,
+        max_length=100, label="Name",
         error_messages={"required": "Give the key a name, e.g. “laptop” or “ci”."},
         widget=forms.TextInput(attrs={"placeholder": "e.g. laptop", "autocomplete": "off"}),
     )
+    owner = forms.ModelChoiceField(queryset=None, required=False, label="Owner", empty_label="me")
+    models = forms.MultipleChoiceField(required=False, label="Models (none ticked: all)",
+                                       widget=forms.CheckboxSelectMultiple)
+    expires_in_days = forms.IntegerField(label="Expires in (days)", required=False, min_value=1,
+                                         widget=forms.NumberInput(attrs={"placeholder": "never", "min": 1}))
+    field_order = ["name", "owner", "rpm", "tokens_per_day", "concurrency", "models", "expires_in_days"]
+
+    def __init__(self, data=None, *, user, **kwargs):
+        from registry.models import Model
+
+        super().__init__(data, **kwargs)
+        self.fields["models"].choices = [(n, n) for n in Model.objects.values_list("name", flat=True)]
+        if roles.is_admin(user):
+            self.fields["owner"].queryset = get_user_model().objects.filter(is_active=True).order_by("username")
+        else:
+            del self.fields["owner"]
+
+    def expires_at(self):
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=days) if days else None
+
+
+class UserCreateForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Username",
+                               widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    role = forms.ChoiceField(choices=[(r, r) for r in roles.ROLES], initial=roles.MEMBER, label="Role")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=[(r, r) for r in roles.ROLES], label="Role")
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Team name",
+                           widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+class TeamMemberForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=None, label="Add member")
+
+    def __init__(self, data=None, *, team, **kwargs):
+        super().__init__(data, auto_id=f"id_team{team.pk}_%s", **kwargs)
+        self.fields["user"].queryset = (get_user_model().objects.filter(is_active=True)
+                                        .exclude(teams=team).order_by("username"))
 
 
 class ConfigForm(forms.Form):

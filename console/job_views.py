@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from console.model_views import admin_required
+from console.access import admin_required
 from registry import selectors, services
 from registry.services import RegistryError
 

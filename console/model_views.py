@@ -1,16 +1,13 @@
 """The console's model registry pages: installed models and their versions, load configuration,
 pulls with live progress, and the catalog.
 
-Everyone signed in sees them; only admins (`console.roles.is_admin`) change anything. Every change is a call
+Everyone signed in sees them; only admins change anything. Every change is a call
 to registry.services; its RegistryError is shown on the page. htmx requests get the partial
 they swap (a model, its configuration, the pull section, one pull's progress); plain requests
 get the whole page, so every action also works without JavaScript.
 """
 
-from functools import wraps
-
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,6 +15,7 @@ from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import trigger_client_event
 
+from console.access import admin_required
 from console.forms import ConfigForm, ConfigImportForm, PullForm
 from console.roles import is_admin
 from registry import services
@@ -25,19 +23,6 @@ from registry.models import Model, ModelVersion, Pull
 from registry.services import RegistryError
 
 RECENT_PULLS = 10
-
-
-def admin_required(view):
-    """Signed-in admins only: anonymous users go to the login page, members get a 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not is_admin(request.user):
-            raise PermissionDenied("Only an admin can change models.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def models_queryset():

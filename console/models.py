@@ -18,6 +18,12 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Limits (console.limits enforces them in Redis); None means no limit.
+    allowed_models = models.JSONField(default=list, blank=True, help_text="model names; empty: all models")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="requests per minute")
+    tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="requests at once")
 
     class Meta:
         ordering = ["-created_at"]
@@ -26,13 +32,30 @@ class ApiKey(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
     @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and self.user.is_active
+        return self.revoked_at is None and self.user.is_active and not self.is_expired
 
     def revoke(self) -> None:
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
             self.save(update_fields=["revoked_at"])
+
+
+class UserLimits(models.Model):
+    """A person's limits: they bound what the person does without a key (playground, CLI shell)
+    and are the defaults, and the ceiling for members, of the keys they create. None: no limit."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits")
+    rpm = models.PositiveIntegerField(null=True, blank=True, help_text="requests per minute")
+    tokens_per_day = models.PositiveIntegerField(null=True, blank=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True, help_text="requests at once")
+
+    def __str__(self) -> str:
+        return f"limits of {self.user}"
 
 
 class UsageRecord(models.Model):

@@ -18,9 +18,15 @@ def role_of(user) -> str | None:
     """The user's role, or None for someone not signed in or deactivated."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
+    return assigned_role(user)
+
+
+def assigned_role(user) -> str:
+    """The role given to a person, whether or not they are active (a deactivated person gets it
+    back when reactivated)."""
     if user.is_superuser:
         return ADMIN
-    if user.groups.filter(name=AUDITORS_GROUP).exists():
+    if any(group.name == AUDITORS_GROUP for group in user.groups.all()):  # uses a prefetch if there is one
         return AUDITOR
     return MEMBER
 

@@ -155,14 +155,14 @@ def live_state() -> dict:
     from redis.exceptions import RedisError
 
     from core.redis import redis_client
-    from core.workers import worker_info
+    from core.workers import INFERENCE, workers as live_workers
     from lanthorn.celery import JOBS_QUEUE
     from registry.models import Model
 
     try:
-        workers = [{"name": name, "kind": info.get("kind", "inference"), "state": info.get("state", "unknown"),
-                    "models": info.get("models", []), "jobs": info.get("jobs", [])}
-                   for name, info in worker_info().items()]
+        workers = [{"name": w["name"], "kind": w.get("kind", INFERENCE), "state": w.get("state", "unknown"),
+                    "models": w.get("loaded", []), "jobs": w.get("jobs", [])}
+                   for w in live_workers()]
         client = redis_client()
         queues = [{"queue": queue, "model": model, "depth": client.llen(queue)}
                   for model, queue in [(m.name, m.queue) for m in Model.objects.order_by("name")]

@@ -40,6 +40,9 @@ def openai_exception_handler(exc, context):
     """DRF's errors, and ApiErrors raised by services, in OpenAI's shape."""
     if isinstance(exc, ApiError):
         return Response(exc.body(), status=exc.status, headers=exc.headers)
+    if isinstance(exc, RecursionError):  # a JSON body nested deeper than the parser goes
+        exc = ApiError(400, "We could not parse the JSON body of your request (it is nested too deeply).")
+        return Response(exc.body(), status=exc.status)
     response = exception_handler(exc, context)
     if response is None:
         return None

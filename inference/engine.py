@@ -14,12 +14,14 @@ import os
 import queue
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from inference.chat_templates import template_for
+from core import metrics
 from core.errors import ApiError
+from inference.chat_templates import template_for
 
 log = logging.getLogger(__name__)
 
@@ -199,8 +201,9 @@ _loading: dict[str, str] = {}  # model name → digest of the file being loaded 
 
 def status() -> dict:
     """What this process serves, for its heartbeat: each model's loaded version and state
-    (loading, generating, idle), and the process's state (the busiest of them). Reads without
-    the lock, which a load holds for seconds."""
+    (loading, generating, idle) as `loaded` (the heartbeat's `models` are the names it serves),
+    and the process's state (the busiest of them). Reads without the lock, which a load holds
+    for seconds."""
     models = [{"model": model, "digest": key[0][:12],
                "state": "generating" if getattr(_engines.get(key), "busy", False) else "idle"}
               for model, key in list(_current.items())]
@@ -208,7 +211,7 @@ def status() -> dict:
                for model, digest in list(_loading.items())]
     states = {m["state"] for m in models}
     state = next((s for s in ("loading", "generating") if s in states), "idle")
-    return {"state": state, "models": sorted(models, key=lambda m: m["model"])}
+    return {"state": state, "loaded": sorted(models, key=lambda m: m["model"])}
 
 
 def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture: str,
@@ -225,6 +228,7 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
                                code="model_unavailable")
             log.info("loading %s with %s", path.name, load)
             _loading[model] = digest
+            started = time.monotonic()
             try:
                 engine = Engine(path=path, architecture=architecture, chat_template=chat_template, **load)
             except ValueError as exc:
@@ -232,6 +236,8 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
                                code="model_unavailable") from exc
             finally:
                 _loading.pop(model, None)
+            metrics.MODEL_LOADS.labels(model).inc()
+            metrics.MODEL_LOAD_SECONDS.labels(model).observe(time.monotonic() - started)
             _engines[key] = engine
         # Only once the new engine is there does the model's previous one go.
         previous, _current[model] = _current.get(model), key

@@ -4,22 +4,37 @@ They are synchronous (they touch the database); `inference.session` drives them 
 The worker side is in `inference.worker`.
 """
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.db import transaction
+from redis.exceptions import RedisError
+
 from console import services as console_services
 from console.models import ApiKey
+from core import metrics
+from core.actions import announce
 from core.errors import ApiError
+from core.workers import INFERENCE, live_workers, serving
 from core.validation import first_error
-from inference.serializers import ChatCompletionSerializer, CompletionSerializer
+from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
 from registry.models import Model
+
+SERIALIZERS = {"chat": ChatCompletionSerializer, "completion": CompletionSerializer,
+               "embedding": EmbeddingSerializer}
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class ApiCall:
     """One API request as its usage row will record it, filled in as the request goes."""
 
     endpoint: str
+    kind: str = "chat"  # or completion
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.monotonic)
     created: int = field(default_factory=lambda: int(time.time()))
@@ -33,6 +48,11 @@ class ApiCall:
     outcome: str = "ok"
     error_code: str = ""
     finish_reason: str = ""
+    source_ip: str = ""
+    user_agent: str = ""
+    # The prompt and the answer's pieces, kept only while the audit trail records content.
+    prompt: object = None
+    answer: list[str] | None = None
 
     def fail(self, error: ApiError) -> None:
         self.status_code, self.outcome, self.error_code = error.status, "error", error.code or error.type
@@ -40,17 +60,43 @@ class ApiCall:
 
 @dataclass
 class Prepared:
+    """A validated request, ready to queue: what the door needs (stream, include_usage) and what
+    the worker and the limits need."""
+
     stream: bool
     include_usage: bool
+    model: str
+    version_id: int
+    load: dict
+    job: dict  # for the worker: sampling and messages or prompt; for embeddings, the inputs
+    kind: str = "chat"  # chat, completion or embedding
+    encoding_format: str = "float"  # embeddings: float or base64
+
+    @property
+    def max_tokens(self) -> int:
+        return self.job.get("max_tokens", 0)
+
+    def estimated_tokens(self) -> int:
+        """An upper bound of the tokens the request can spend: max_tokens plus the prompt's UTF-8
+        bytes (a byte-fallback tokenizer makes at most one token of a byte) plus the chat
+        template's few tokens a message."""
+        if "inputs" in self.job:
+            texts = self.job["inputs"]
+        elif "messages" in self.job:
+            texts = [m["content"] for m in self.job["messages"]]
+        else:
+            texts = [self.job["prompt"]]
+        return self.max_tokens + sum(len(t.encode()) + PER_MESSAGE_TOKENS for t in texts) + PER_MESSAGE_TOKENS
 
 
-def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Prepared:
-    """Validate a request body and queue it for a worker of its model; raises ApiError."""
-    from inference.tasks import generate
+PER_MESSAGE_TOKENS = 16
 
+
+def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
+    """Validates a request body and finds its model's active version; raises ApiError."""
     if not isinstance(data, dict):
         raise ApiError(400, "The request body must be a JSON object.")
-    serializer = (ChatCompletionSerializer if kind == "chat" else CompletionSerializer)(data=data)
+    serializer = SERIALIZERS[kind](data=data)
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)
         raise ApiError(400, message, param=param, code="invalid_value")
@@ -62,13 +108,22 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
                        param="model")
     version = model.active_version
     call.version_digest = version.digest
+    check_served(model=model.name)
+    if kind == "embedding":
+        return Prepared(stream=False, include_usage=False, model=model.name, version_id=version.id,
+                        load=model.load_config(), job={"inputs": params["input"]}, kind=kind,
+                        encoding_format=params["encoding_format"])
+    if params.get("num_ctx") and params["num_ctx"] > model.n_ctx:
+        raise ApiError(400, f"num_ctx: '{model.name}' is loaded with a context of {model.n_ctx} tokens; "
+                       "an admin can raise its n_ctx.", param="num_ctx", code="invalid_value")
 
     def pick(name):
         value = params.get(name)
         return getattr(model, name) if value is None else value
 
     job = {
-        "max_tokens": params.get("max_completion_tokens") or pick("max_tokens"),
+        # Never more than the model's context holds, however much is asked.
+        "max_tokens": min(params.get("max_completion_tokens") or pick("max_tokens"), model.n_ctx),
         "temperature": pick("temperature"),
         "top_p": pick("top_p"),
         "stop": params["stop"],
@@ -78,31 +133,81 @@ def enqueue_request(*, call: ApiCall, kind: str, data, reply_channel: str) -> Pr
         job["messages"] = [dict(m) for m in params["messages"]]
     else:
         job["prompt"] = params["prompt"]
-    generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
-                             version_id=version.id, load=model.load_config(), model=model.name, job=job,
-                             enqueued_at=time.time())
+    if settings.LANTHORN_AUDIT_CONTENT:
+        call.prompt, call.answer = job.get("messages", job.get("prompt")), []
     options = params.get("stream_options") or {}
-    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False))
+    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False),
+                    model=model.name, version_id=version.id, load=model.load_config(), job=job, kind=kind)
+
+
+def enqueue_request(*, call: ApiCall, prepared: Prepared, reply_channel: str) -> None:
+    """Queues a prepared request for a worker of its model."""
+    from inference.tasks import embed, generate
+
+    if prepared.kind == "embedding":
+        embed.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
+                              version_id=prepared.version_id, load=prepared.load, model=prepared.model,
+                              inputs=prepared.job["inputs"], enqueued_at=time.time())
+        return
+    generate.delay_on_commit(request_id=call.request_id, reply_channel=reply_channel,
+                             version_id=prepared.version_id, load=prepared.load, model=prepared.model,
+                             job=prepared.job, enqueued_at=time.time())
+
+
+def check_served(*, model: str) -> None:
+    """Raises a 503 (with Retry-After) unless a live worker serves `model`: one Redis read."""
+    retry = {"Retry-After": str(settings.LANTHORN_HEARTBEAT_TTL)}
+    try:
+        if serving(model=model):
+            return
+        anyone = bool(live_workers(kind=INFERENCE))
+    except RedisError:
+        raise ApiError(503, "The request queue is not reachable right now.", code="queue_unavailable",
+                       headers=retry) from None
+    if not anyone:
+        raise ApiError(503, "No inference worker is running.", code="no_worker", headers=retry)
+    raise ApiError(503, f"No worker serves the model '{model}' right now.", code="model_unavailable",
+                   param="model", headers=retry)
 
 
 def finish_request(*, call: ApiCall, user=None) -> None:
-    """Writes the request's one usage row (`user`: who asked, for calls without an API key)."""
+    """Writes the request's one usage row and its audit event (`request.chat`, `request.completion`),
+    together (`user`: who asked, for calls without an API key), and counts it in the metrics."""
+    _count(call)
+    log.info("%s %s: %s %s (%d+%d tokens)", call.endpoint, call.model_name or "-", call.status_code,
+             call.error_code or call.finish_reason or call.outcome, call.prompt_tokens, call.completion_tokens)
     key = call.api_key
-    console_services.record_usage(
-        request_id=call.request_id,
-        user=key.user if key else user,
-        api_key=key,
-        endpoint=call.endpoint,
-        model_name=call.model_name,
-        version_digest=call.version_digest,
-        prompt_tokens=call.prompt_tokens,
-        completion_tokens=call.completion_tokens,
-        ttft_ms=None if call.ttft is None else round(call.ttft * 1000, 2),
-        latency_ms=round((time.monotonic() - call.started) * 1000, 2),
-        status_code=call.status_code,
-        outcome=call.outcome,
-        error_code=call.error_code,
-        finish_reason=call.finish_reason,
-    )
+    user = key.user if key else user
+    row = {
+        "request_id": call.request_id,
+        "endpoint": call.endpoint,
+        "model_name": call.model_name,
+        "version_digest": call.version_digest,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "ttft_ms": None if call.ttft is None else round(call.ttft * 1000, 2),
+        "latency_ms": round((time.monotonic() - call.started) * 1000, 2),
+        "status_code": call.status_code,
+        "outcome": call.outcome,
+        "error_code": call.error_code,
+        "finish_reason": call.finish_reason,
+    }
+    content = None if call.answer is None else {"prompt": call.prompt, "answer": "".join(call.answer)}
+    with transaction.atomic():
+        console_services.record_usage(user=user, api_key=key, **row)
+        announce(f"request.{call.kind}", actor=user, api_key=key, target=call.model_name, outcome=call.outcome,
+                 details={k: v for k, v in row.items() if k not in ("model_name", "outcome")},
+                 source_ip=call.source_ip, user_agent=call.user_agent, content=content)
 
 
+def _count(call: ApiCall) -> None:
+    # Only a model that exists names a label: what a client types must not grow the label set.
+    model = call.model_name if call.version_digest else ""
+    metrics.REQUESTS.labels(call.endpoint, model, str(call.status_code)).inc()
+    metrics.LATENCY.labels(call.endpoint, model).observe(time.monotonic() - call.started)
+    if call.prompt_tokens:
+        metrics.TOKENS.labels(model, "in").inc(call.prompt_tokens)
+    if call.completion_tokens:
+        metrics.TOKENS.labels(model, "out").inc(call.completion_tokens)
+    if call.ttft is not None:
+        metrics.TTFT.labels(model).observe(call.ttft)

@@ -1,9 +1,10 @@
 """One request's lifecycle, the same for every door into the engine.
 
-A door (the SSE endpoints, the playground's WebSocket, the CLI shell, and later WebSocket,
-gRPC and Ollama) only translates its wire format. The `RequestSession` does the rest:
+A door (the SSE and embeddings endpoints, the playground's WebSocket, the CLI shell, the
+WebSocket API, the Ollama API, gRPC) only translates its wire format; an embeddings request ends
+with Embedded instead of Text and Done. The `RequestSession` does the rest:
 
-    session = RequestSession(interface="api.chat", kind="chat")
+    session = RequestSession(interface="api.chat", kind="chat")   # or completion, embedding
     await session.authenticate(authorization)    # or RequestSession(..., user=request.user)
     prepared = await session.start(body)         # validate, queue on the model's queue
     async for event in session.events():         # Started, Text, then Done or Failed
@@ -27,16 +28,23 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import RedisError
 
+from django.db import DatabaseError
+
+from console import limits
 from console import services as console_services
+from core.anonymous import count_refusal
 from core.errors import ApiError, invalid_key
-from core.workers import worker_alive
+from core.logs import bind
+from core.redis import redis_client
+from core.workers import serving, worker_alive
 from inference import services
 from inference.cancel import request_cancel
 
 log = logging.getLogger(__name__)
 
-WATCH_INTERVAL = 2.0  # seconds between checks that a worker is still there
+WATCH_INTERVAL = 1.0  # seconds between checks that a worker is still there
 
 
 @dataclass(frozen=True)
@@ -70,19 +78,59 @@ class Done:
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """The vectors of an embeddings request, one per input, in order (final)."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int
+
+    @property
+    def usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "total_tokens": self.prompt_tokens}
+
+
+@dataclass(frozen=True)
 class Failed:
     error: ApiError
 
 
-Event = Started | Text | Done | Failed
+Event = Started | Text | Done | Embedded | Failed
 
 # A pool of threads keeps its database connections across requests.
 _authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
-_enqueue = database_sync_to_async(services.enqueue_request, thread_sensitive=False)
+_prepare = database_sync_to_async(services.prepare_request, thread_sensitive=False)
+_admit = database_sync_to_async(limits.admit, thread_sensitive=False)
 _record = database_sync_to_async(services.finish_request, thread_sensitive=False)
 # These only talk to Redis.
+_enqueue = sync_to_async(services.enqueue_request, thread_sensitive=False)
+_release = sync_to_async(limits.release, thread_sensitive=False)
 _cancel = sync_to_async(request_cancel, thread_sensitive=False)
 _worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
+_serving = sync_to_async(serving, thread_sensitive=False)
+
+
+def redis_run_id() -> str:
+    """The Redis server's run id, new at each start: a request that sees it change lost its stream."""
+    return redis_client().info("server")["run_id"]
+
+
+_redis_run_id = sync_to_async(redis_run_id, thread_sensitive=False)
+
+
+def unavailable(exc: Exception) -> ApiError:
+    """The error for a request that failed because something other than the request went wrong."""
+    if isinstance(exc, (RedisError, OSError, DatabaseError)):
+        return ApiError(503, "A service Lanthorn needs (Redis or the database) is unavailable; try again.",
+                        code="service_unavailable", headers={"Retry-After": "5"})
+    return ApiError(500, "The server failed to handle the request.", code="server_error")
+
+
+def parse_body(body: bytes | str):
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        raise ApiError(400, "We could not parse the JSON body of your request "
+                       "(it is not JSON, or it is nested too deeply).") from None
 
 _anchored: set = set()
 
@@ -95,53 +143,97 @@ async def _anchor(layer) -> None:
         await layer.new_channel(prefix="anchor.")
 
 
+def redis_lost() -> ApiError:
+    return ApiError(503, "Redis restarted while the request ran, and its answer was lost; try again.",
+                    code="redis_lost", headers={"Retry-After": "2"})
+
+
+def refusal(refused: limits.Refused) -> ApiError:
+    """The API's answer to a request the limits refused, as OpenAI words it."""
+    if isinstance(refused, limits.LimitExceeded):
+        return ApiError(429, refused.message, code="insufficient_quota" if refused.quota else "rate_limit_exceeded",
+                        type="insufficient_quota" if refused.quota else "requests",
+                        headers={"Retry-After": str(refused.retry_after)})
+    if isinstance(refused, limits.ModelNotAllowed):
+        return ApiError(403, refused.message, code="model_not_allowed", param="model")
+    return ApiError(403, refused.message, code="permission_denied")
+
+
 class RequestSession:
-    def __init__(self, *, interface: str, kind: str = "chat", user=None):
+    def __init__(self, *, interface: str, kind: str = "chat", user=None, origin: dict | None = None):
         """`interface` names the door on the usage row (`/v1/chat/completions`, `playground`, ...);
-        `user` is who asks when there is no API key (a signed-in person, the CLI's user)."""
-        self.call = services.ApiCall(endpoint=interface)
+        `user` is who asks when there is no API key (a signed-in person, the CLI's user); `origin`
+        the client's `source_ip` and `user_agent` for the audit trail (`core.actions.scope_origin`)."""
+        self.call = services.ApiCall(endpoint=interface, kind=kind, **(origin or {}))
         self.kind = kind
         self.user = user
         self.prepared: services.Prepared | None = None
+        self.reservation: limits.Reservation | None = None
         self.finished = False
         self.sent_text = False
         self._layer = get_channel_layer()
         self._channel: str | None = None
         self._receiver: asyncio.Future | None = None
+        self._run_id: str | None = None
 
     @property
     def request_id(self) -> str:
         return self.call.request_id
 
     async def authenticate(self, authorization: str) -> None:
-        """Checks an `Authorization: Bearer <key>` header; raises ApiError (and records it)."""
+        """Checks an `Authorization: Bearer <key>` header; raises ApiError. A refusal writes no usage
+        row (nobody was authenticated, and a flood of them must not grow the table): it is counted
+        in `core.anonymous` instead."""
         try:
             self.call.api_key = await _authenticate(raw=console_services.bearer_token(authorization))
         except console_services.InvalidKey as exc:
-            error = invalid_key(str(exc))
-            await self.fail(error)
-            raise error from exc
+            self.finished = True
+            await count_refusal(exc.reason)
+            raise invalid_key(str(exc)) from exc
+        except Exception as exc:
+            log.exception("could not check the API key of request %s", self.call.request_id)
+            self.finished = True
+            await count_refusal("key_check_failed")
+            raise unavailable(exc) from exc
 
-    async def start(self, data: dict | bytes) -> services.Prepared:
-        """Validates the request (a JSON body, or its parsed dict) and queues it for a worker of its
-        model. Raises ApiError, having recorded the failure."""
+    async def start(self, data: dict | bytes, *, kind: str | None = None) -> services.Prepared:
+        """Validates the request (a JSON body, or its parsed dict: a door that speaks another wire
+        format passes the OpenAI-shaped dict it translated, and the `kind` it read from it), admits
+        it under the key's (or the user's) limits and queues it for a worker of its model. Raises
+        ApiError, having recorded the failure."""
+        bind(self.call.request_id)
+        if kind is not None:
+            self.kind = kind
         try:
             if isinstance(data, (bytes, str)):
-                try:
-                    data = json.loads(data)
-                except ValueError:
-                    raise ApiError(400, "We could not parse the JSON body of your request.") from None
+                data = parse_body(data)
+            prepared = await _prepare(call=self.call, kind=self.kind, data=data)
+            try:
+                self.reservation = await _admit(api_key=self.call.api_key, user=self.user, model=prepared.model,
+                                                request_id=self.request_id, tokens=prepared.estimated_tokens())
+            except limits.Refused as refused:
+                raise refusal(refused) from None
+            except RedisError:
+                log.exception("could not check the limits of request %s", self.request_id)
+                raise ApiError(503, "Lanthorn cannot reach Redis to check this request's limits.",
+                               code="service_unavailable") from None
             await _anchor(self._layer)
             self._channel = await self._layer.new_channel(prefix="req.")
-            self.prepared = await _enqueue(call=self.call, kind=self.kind, data=data,
-                                           reply_channel=self._channel)
+            self._run_id = await _redis_run_id()
+            self.prepared = prepared
+            await _enqueue(call=self.call, prepared=prepared, reply_channel=self._channel)
         except ApiError as error:
             await self.fail(error)
             raise
+        except Exception as exc:
+            log.exception("could not start request %s", self.call.request_id)
+            error = unavailable(exc)
+            await self.fail(error)
+            raise error from exc
         return self.prepared
 
     async def events(self) -> AsyncIterator[Event]:
-        """The request's events until Done or Failed (both final). Never hangs: a request whose
+        """The request's events until Done, Embedded or Failed (all final). Never hangs: a request whose
         worker is missing, dies or goes quiet ends with Failed."""
         worker: str | None = None
         last_event = time.monotonic()
@@ -151,6 +243,8 @@ class RequestSession:
             while not self.finished:
                 # Waiting on the future, not cancelling it: a cancelled receive unsubscribes.
                 done, _ = await asyncio.wait({self._receiver}, timeout=WATCH_INTERVAL)
+                if self.finished:  # cancel() ran meanwhile, from another task (a Stop button)
+                    return
                 if not done:
                     error = await self._watch(worker, last_event, deadline)
                     if error is not None:
@@ -158,8 +252,16 @@ class RequestSession:
                         yield Failed(error)
                         return
                     continue
-                message, last_event = self._receiver.result(), time.monotonic()
-                self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+                try:
+                    message, last_event = self._receiver.result(), time.monotonic()
+                    self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))
+                except Exception:
+                    log.warning("request %s lost its reply channel", self.call.request_id, exc_info=True)
+                    self._receiver = None
+                    error = redis_lost()
+                    await self._finish(error=error)
+                    yield Failed(error)
+                    return
                 kind = message["type"]
                 if self.finished:
                     return
@@ -170,6 +272,8 @@ class RequestSession:
                     if self.call.ttft is None:
                         self.call.ttft = last_event - self.call.started
                     self.call.completion_tokens += len(message["text"])
+                    if self.call.answer is not None:
+                        self.call.answer.extend(message["text"])
                     self.sent_text = True
                     yield Text(message["text"])
                 elif kind == "inference.done":
@@ -179,6 +283,14 @@ class RequestSession:
                     call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
                     await self._finish()
                     yield done
+                    return
+                elif kind == "inference.embeddings":
+                    embedded = Embedded(message["vectors"], message["prompt_tokens"])
+                    self.call.prompt_tokens = embedded.prompt_tokens
+                    if self.call.ttft is None:
+                        self.call.ttft = last_event - self.call.started
+                    await self._finish()
+                    yield embedded
                     return
                 elif kind == "inference.error":
                     error = ApiError.from_dict(message["error"])
@@ -223,10 +335,17 @@ class RequestSession:
         await self._record()
 
     async def _record(self) -> None:
+        """The end of every request, once: its usage row, and its reservation given back."""
         try:
             await _record(call=self.call, user=self.user)
         except Exception:
             log.exception("could not record the usage row of request %s", self.call.request_id)
+        if self.reservation is not None:
+            reservation, self.reservation = self.reservation, None
+            try:
+                await _release(reservation, used_tokens=self.call.prompt_tokens + self.call.completion_tokens)
+            except Exception:  # the slot expires on its own after LANTHORN_REQUEST_TIMEOUT
+                log.exception("could not release the limits reserved by request %s", self.call.request_id)
 
     async def _watch(self, worker: str | None, last_event: float, deadline: float) -> ApiError | None:
         """The watchdog's verdict after a quiet spell: an error to fail with, or None to wait on."""
@@ -238,13 +357,20 @@ class RequestSession:
         if idle < WATCH_INTERVAL:
             return None
         try:
-            alive = await _worker_alive(worker=worker)
+            if await _redis_run_id() != self._run_id:
+                return redis_lost()
+            if worker is None:  # still queued: is any worker of its model left to take it?
+                alive = await _serving(model=self.call.model_name)
+            else:
+                alive = await _worker_alive(worker=worker)
         except Exception:  # Redis is down: the deadlines still hold
             log.warning("the watchdog could not reach Redis", exc_info=True)
             alive = True
         if not alive:
             if worker is None:
-                return ApiError(503, "No inference worker is running.", code="no_worker")
+                return ApiError(503, f"No worker serves the model '{self.call.model_name}' any more.",
+                                code="model_unavailable",
+                                headers={"Retry-After": str(settings.LANTHORN_HEARTBEAT_TTL)})
             return ApiError(503, "The worker serving this request stopped.", code="worker_lost")
         if idle > settings.LANTHORN_WORKER_TIMEOUT:
             return ApiError(503, f"No answer from a worker in {idle:.0f} seconds.", code="timeout")

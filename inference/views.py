@@ -1,9 +1,12 @@
 """The OpenAI-compatible API's plain endpoints (the completions are consumers, in consumers.py)."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.workers import workers
 from registry.models import Model
 
 
@@ -27,9 +30,19 @@ class ModelOutputSerializer(serializers.ModelSerializer):
         return "lanthorn"
 
 
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 class ListModelsView(APIView):
     """GET /v1/models: the models that have an active version."""
 
     def get(self, request):
         models = Model.objects.filter(active_version__isnull=False)
         return Response({"object": "list", "data": ModelOutputSerializer(models, many=True).data})
+
+
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
+class WorkerListView(APIView):
+    """GET /api/workers: the live workers, their hosts, slots and the models they serve
+    (`["*"]`: every model)."""
+
+    def get(self, request):
+        return Response({"workers": workers()})

@@ -18,21 +18,38 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import path, re_path  # noqa: E402
 
-from inference.consumers import CompletionConsumer  # noqa: E402
+from core.http import BodyLimit  # noqa: E402
+from core.websocket import SameOriginValidator  # noqa: E402
+from inference import ollama  # noqa: E402
+from inference.consumers import CompletionConsumer, EmbeddingsConsumer  # noqa: E402
+from inference.websocket import ApiSocketConsumer  # noqa: E402
+from playground.consumers import RoomConsumer  # noqa: E402
 
 # Sockets opened by the console's own pages (session cookie, same origin).
-browser_websockets: list = []
+browser_websockets: list = [
+    path("ws/playground/rooms/<int:room>/", RoomConsumer.as_asgi()),
+]
 # Sockets for programs (API key).
-api_websockets: list = []
+api_websockets: list = [
+    path("ws/v1/chat", ApiSocketConsumer.as_asgi()),
+]
 
 application = ProtocolTypeRouter({
-    "http": URLRouter([
+    # Every HTTP route has its body capped and timed (core/http.py).
+    "http": BodyLimit(URLRouter([
         path("v1/chat/completions", CompletionConsumer.as_asgi(kind="chat")),
         path("v1/completions", CompletionConsumer.as_asgi(kind="completion")),
+        path("v1/embeddings", EmbeddingsConsumer.as_asgi(kind="embedding")),
+        # The Ollama-compatible API's streaming endpoints (its others are Django views).
+        path("api/chat", ollama.ChatConsumer.as_asgi()),
+        path("api/generate", ollama.GenerateConsumer.as_asgi()),
+        path("api/embed", ollama.EmbedConsumer.as_asgi(kind="embedding")),
+        path("api/pull", ollama.PullConsumer.as_asgi()),
         re_path(r"", django_asgi_app),
-    ]),
+    ])),
     "websocket": URLRouter([
         *api_websockets,
-        re_path(r"", AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(browser_websockets)))),
+        re_path(r"", AllowedHostsOriginValidator(SameOriginValidator(
+            AuthMiddlewareStack(URLRouter(browser_websockets))))),
     ]),
 })

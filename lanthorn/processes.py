@@ -1,5 +1,6 @@
 """Starting and stopping Lanthorn's processes: used by `make run`, the tests and the benchmarks."""
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -10,42 +11,76 @@ import urllib.request
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1
 
 
-def start_worker(*, env: dict | None = None, loglevel: str = "INFO", jobs: bool = False) -> subprocess.Popen:
-    """An inference worker, or (`jobs`) the worker of background jobs: pulls and checks."""
-    return subprocess.Popen([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel,
-                             *(["--jobs"] if jobs else [])],
-                            cwd=BASE_DIR, env=env, start_new_session=True)
+def die_with_parent():
+    """A `preexec_fn`: the child gets SIGKILL when the process that started it ends, however it
+    ends (a signal, a crash, SIGKILL): no child outlives `make run`, a test run or a benchmark.
+    Each child also leads a process group of its own, which `stop` and `kill` signal whole."""
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def setup() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl took effect
+            os._exit(1)
+
+    return setup
 
 
-def start_server(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "lanthorn.asgi:application", "--host", host, "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=BASE_DIR, env=env, start_new_session=True)
+def spawn(args: list, *, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(args, cwd=BASE_DIR, env=env, start_new_session=True, preexec_fn=die_with_parent(),
+                            **kwargs)
+
+
+def start_worker(*, env: dict | None = None, loglevel: str = "INFO", models: list[str] | None = None,
+                 jobs: bool = False, stderr=None) -> subprocess.Popen:
+    """`lanthorn worker`: for every model, or for `models` only; or (`jobs`) the worker of
+    background jobs: pulls and checks."""
+    only = ["--jobs"] if jobs else ["--models", ",".join(models)] if models else []
+    return spawn([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel, *only], env=env,
+                 stderr=stderr)
+
+
+def start_server(*, host: str, port: int, env: dict | None = None, stderr=None) -> subprocess.Popen:
+    return spawn([sys.executable, "-m", "uvicorn", "lanthorn.asgi:application", "--host", host, "--port", str(port),
+                  "--no-access-log", "--log-level", "warning"], env=env, stderr=stderr)
+
+
+def start_grpc(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:
+    return spawn([sys.executable, "-m", "lanthorn.cli", "grpc", "--host", host, "--port", str(port)], env=env)
 
 
 def wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 120, *,
                  need_worker: bool = True) -> None:
-    """Waits until GET url/healthz answers 200 (any answer, without `need_worker`: a server with
-    no worker answers 503); RuntimeError if a process dies or time runs out."""
+    """Waits until GET url/readyz answers 200 (the database, Redis and a worker for each active
+    model), or without `need_worker` until GET url/healthz does (the server answers);
+    RuntimeError, with the last reason, if a process dies or time runs out."""
     deadline = time.monotonic() + timeout
+    reason = "no answer"
     while time.monotonic() < deadline:
         for proc in procs:
             if proc.poll() is not None:
                 raise RuntimeError(f"{' '.join(map(str, proc.args[:4]))} exited with status {proc.returncode}")
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+            with urllib.request.urlopen(url + ("/readyz" if need_worker else "/healthz"), timeout=2) as response:
                 if response.status == 200:
                     return
-        except urllib.error.HTTPError:
-            if not need_worker:
-                return
+        except urllib.error.HTTPError as exc:
+            reason = exc.read().decode(errors="replace")[:500]
         except OSError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become healthy in {timeout:.0f} s")
+    raise RuntimeError(f"{url} did not become ready in {timeout:.0f} s ({reason})")
+
+
+def clear_metrics(directory: Path) -> None:
+    """Empties prometheus_client's multi-process directory: at launch, before any process writes
+    to it, so that counts from processes of an earlier run do not linger."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in directory.glob("*.db"):
+        path.unlink(missing_ok=True)
 
 
 def kill(proc: subprocess.Popen) -> None:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -16,6 +17,15 @@ def default_url(home: Path) -> str:
     one machine sharing that Redis keep their queues, workers and streams apart."""
     db = 1 + int(hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest(), 16) % 15
     return f"redis://127.0.0.1:6379/{db}"
+
+
+def masked(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def ping(url: str) -> bool:
@@ -50,17 +60,15 @@ def redis_server_binary() -> str:
     )
 
 
-def start_private(directory: Path) -> tuple[subprocess.Popen, str]:
-    """Starts a redis-server that keeps nothing on disk, on a free loopback port."""
+def start_private(directory: Path, *, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """Starts a redis-server that keeps nothing on disk, on `port` or a free loopback port."""
     binary = redis_server_binary()
     directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    port = port or free_port()
+    from lanthorn.processes import spawn
+
+    proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                  "--dir", str(directory), "--loglevel", "warning"], stdout=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
     for _ in range(100):
         if ping(url):

@@ -8,10 +8,18 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from dotenv import load_dotenv
 
 from lanthorn.redis_server import default_url as default_redis_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# An optional env file (docs/configuration.md): LANTHORN_ENV_FILE, else `.env` in the project
+# directory. What the environment sets already wins over the file.
+_env_file = os.getenv("LANTHORN_ENV_FILE")
+if _env_file and not Path(_env_file).is_file():
+    raise ValueError(f"LANTHORN_ENV_FILE={_env_file!r} is not a file")
+load_dotenv(_env_file or BASE_DIR / ".env", override=False)
 
 
 def envbool(name: str, default: str) -> bool:
@@ -39,8 +47,22 @@ def envfloat(name: str, default: str) -> float:
         raise ValueError(f"{name}={value!r} is not a number") from None
 
 
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.getenv(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.getenv(name, default).split(",") if item.strip()]
+
+
 LANTHORN_HOME = Path(os.getenv("LANTHORN_HOME", str(BASE_DIR / "var"))).resolve()
-LANTHORN_HOME.mkdir(parents=True, exist_ok=True)
+# Owner-only from the start: the database, the secret key, the blobs live here, and other users
+# of the machine have no business reading them.
+LANTHORN_HOME.parent.mkdir(parents=True, exist_ok=True)
+LANTHORN_HOME.mkdir(mode=0o700, exist_ok=True)
 
 SECRET_KEY = os.getenv("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -49,8 +71,13 @@ if not SECRET_KEY:
     if not _key_file.exists():
         import secrets
 
-        _key_file.write_text(secrets.token_urlsafe(50))
-        _key_file.chmod(0o600)
+        try:
+            _fd = os.open(_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it just now
+            pass
+        else:
+            with os.fdopen(_fd, "w") as _f:
+                _f.write(secrets.token_urlsafe(50))
     SECRET_KEY = _key_file.read_text().strip()
 
 DEBUG = envbool("DEBUG", "false")
@@ -67,10 +94,14 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "django_htmx",
+    "axes",
+    "drf_spectacular",
     "core",
     "console",
     "inference",
+    "playground",
     "registry",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -83,6 +114,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "core.actions.OriginMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "lanthorn.urls"
@@ -98,6 +131,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.access.navigation",
             ],
         },
     },
@@ -109,6 +143,8 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Created owner-only before SQLite creates it with the umask's bits (its -wal and -shm follow it).
+    os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
     # The server, the worker and the CLI share one file: WAL lets them read while one writes.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -172,14 +208,15 @@ REST_FRAMEWORK = {
 LANTHORN_WORKER_TIMEOUT = envfloat("LANTHORN_WORKER_TIMEOUT", "120")
 # Seconds after which any request fails, however busy its worker (a hard deadline).
 LANTHORN_REQUEST_TIMEOUT = envfloat("LANTHORN_REQUEST_TIMEOUT", "900")
-# Seconds after which a worker that stopped sending heartbeats counts as dead.
-LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "15")
+# Seconds after which a worker that stopped sending heartbeats counts as dead (it beats every
+# third of it): a dead worker's requests fail within about this long.
+LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "4")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.getenv("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": envchoice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper()},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }
 
@@ -193,3 +230,129 @@ LANTHORN_PULL_STALL_TIMEOUT = envfloat("LANTHORN_PULL_STALL_TIMEOUT", "30")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # The API key presented to other Lanthorn servers by `lanthorn://` pulls that do not pass one.
 LANTHORN_REMOTE_KEY = os.getenv("LANTHORN_REMOTE_KEY", "")
+
+# Hardening: limits on what a request may send (core/http.py), for every HTTP route.
+# The largest request body accepted, in bytes (413 above it).
+LANTHORN_MAX_BODY_BYTES = envint("LANTHORN_MAX_BODY_BYTES", str(4 * 1024 * 1024))
+# Seconds a client has to send the whole body (408 after).
+LANTHORN_BODY_TIMEOUT = envfloat("LANTHORN_BODY_TIMEOUT", "30")
+DATA_UPLOAD_MAX_MEMORY_SIZE = LANTHORN_MAX_BODY_BYTES
+# Caps on what one completion request may ask (400 naming the field above them).
+LANTHORN_MAX_MESSAGES = envint("LANTHORN_MAX_MESSAGES", "512")
+LANTHORN_MAX_MESSAGE_CHARS = envint("LANTHORN_MAX_MESSAGE_CHARS", "262144")  # a message, or a prompt
+LANTHORN_MAX_STOP_CHARS = envint("LANTHORN_MAX_STOP_CHARS", "256")
+
+# Deployment defaults. Without LANTHORN_ENV the local defaults stay easy (http, any host);
+# LANTHORN_ENV=production (behind a TLS proxy that sets X-Forwarded-Proto) turns on what
+# `manage.py check --deploy` asks for and needs ALLOWED_HOSTS to name the server.
+LANTHORN_ENV = os.getenv("LANTHORN_ENV", "local").strip().lower()
+if LANTHORN_ENV not in ("local", "production"):
+    raise ValueError(f"LANTHORN_ENV={LANTHORN_ENV!r} is neither local nor production")
+if LANTHORN_ENV == "production":
+    if DEBUG:
+        raise ValueError("LANTHORN_ENV=production with DEBUG=true: turn DEBUG off")
+    if not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS:
+        raise ValueError("LANTHORN_ENV=production needs ALLOWED_HOSTS set to the server's host names")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # local health checks speak plain http
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", "31536000")
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")
+    CSRF_TRUSTED_ORIGINS = CSRF_TRUSTED_ORIGINS or [f"https://{h.lstrip('.')}" for h in ALLOWED_HOSTS]
+
+# Sign-in is rate limited by django-axes: LANTHORN_LOGIN_FAILURES failed attempts for one
+# user name from one address lock that pair out for LANTHORN_LOGIN_COOLOFF minutes.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("LANTHORN_LOGIN_FAILURES", "5")
+AXES_COOLOFF_TIME = envfloat("LANTHORN_LOGIN_COOLOFF", "15") / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_IPWARE_PROXY_COUNT = 1 if LANTHORN_ENV == "production" else None
+
+# The OpenAPI 3 schema of the HTTP API (drf-spectacular), at /api/schema/ and /api/docs/.
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Lanthorn API",
+    "DESCRIPTION": "An OpenAI-compatible API, a model registry and a usage trail. Authenticate with "
+                   "`Authorization: Bearer <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "inference.openapi.add_completion_endpoints"],
+    "SWAGGER_UI_DIST": "/static/vendor/swagger-ui",
+    "SWAGGER_UI_FAVICON_HREF": "/static/vendor/swagger-ui/favicon-32x32.png",
+}
+
+# Pulls and their peers (registry/sources.py). Redirects of http(s) pulls to loopback, link-local
+# or private addresses are refused unless LANTHORN_PULL_ALLOW_PRIVATE is true. The remote API key
+# travels only over HTTPS, to loopback, or to the peers (host:port) in LANTHORN_PULL_PEERS.
+# LANTHORN_PULL_LOCAL_DIRS: the directories local-path pulls may read (comma-separated; empty: any).
+LANTHORN_PULL_ALLOW_PRIVATE = envbool("LANTHORN_PULL_ALLOW_PRIVATE", "false")
+LANTHORN_PULL_PEERS = [p.strip() for p in os.getenv("LANTHORN_PULL_PEERS", "").split(",") if p.strip()]
+LANTHORN_PULL_LOCAL_DIRS = [d.strip() for d in os.getenv("LANTHORN_PULL_LOCAL_DIRS", "").split(",") if d.strip()]
+
+# The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
+LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")
+LANTHORN_GRPC_PORT = envint("LANTHORN_GRPC_PORT", "50051")
+
+# Audit trail. Prompts and answers are recorded only when LANTHORN_AUDIT_CONTENT is true; they are
+# then encrypted with LANTHORN_CONTENT_KEY (a Fernet key: `python -c "from cryptography.fernet
+# import Fernet; print(Fernet.generate_key().decode())"`) and deleted after LANTHORN_AUDIT_CONTENT_DAYS.
+LANTHORN_AUDIT_CONTENT = envbool("LANTHORN_AUDIT_CONTENT", "false")
+LANTHORN_CONTENT_KEY = os.getenv("LANTHORN_CONTENT_KEY", "")
+LANTHORN_AUDIT_CONTENT_DAYS = envint("LANTHORN_AUDIT_CONTENT_DAYS", "30")
+if LANTHORN_AUDIT_CONTENT:
+    if not LANTHORN_CONTENT_KEY:
+        raise ValueError("LANTHORN_AUDIT_CONTENT=true needs LANTHORN_CONTENT_KEY (a Fernet key) to encrypt "
+                         "prompts and answers")
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(LANTHORN_CONTENT_KEY)
+    except ValueError:
+        raise ValueError("LANTHORN_CONTENT_KEY is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+# Operations: scale-out, metrics, logs, the port (docs/configuration.md, docs/operations.md).
+# Where `lanthorn run` listens; `lanthorn doctor` checks that the port is free or Lanthorn's.
+LANTHORN_HOST = os.getenv("LANTHORN_HOST", "127.0.0.1")
+LANTHORN_PORT = envint("LANTHORN_PORT", "8000")
+if not 0 < LANTHORN_PORT < 65536:
+    raise ValueError(f"LANTHORN_PORT={LANTHORN_PORT} is not a port number (1-65535)")
+# The models this worker serves (`lanthorn worker --models a,b` sets it); empty: every model.
+LANTHORN_WORKER_MODELS = envlist("LANTHORN_WORKER_MODELS")
+# Where a worker whose LANTHORN_HOME lacks a model's file pulls it from (`lanthorn://` from this
+# Lanthorn's web host, e.g. http://web-host:8000; the key is LANTHORN_REMOTE_KEY). Empty: the
+# blob store is shared (one volume or NFS) and the file must be there.
+LANTHORN_PEER = os.getenv("LANTHORN_PEER", "").rstrip("/")
+# GET /metrics: allowed with `Authorization: Bearer <LANTHORN_METRICS_TOKEN>`, or from these
+# addresses or networks (comma-separated, CIDR allowed).
+LANTHORN_METRICS_TOKEN = os.getenv("LANTHORN_METRICS_TOKEN", "")
+LANTHORN_METRICS_ALLOW = envlist("LANTHORN_METRICS_ALLOW", "127.0.0.1,::1")
+try:
+    import ipaddress
+
+    METRICS_ALLOW_NETWORKS = [ipaddress.ip_network(a, strict=False) for a in LANTHORN_METRICS_ALLOW]
+except ValueError as exc:
+    raise ValueError(f"LANTHORN_METRICS_ALLOW: {exc}") from None
+# prometheus_client's multi-process mode: every process of this installation writes its metrics
+# here (`lanthorn run` clears it at launch). Set before prometheus_client is imported.
+PROMETHEUS_MULTIPROC_DIR = Path(os.getenv("PROMETHEUS_MULTIPROC_DIR", str(LANTHORN_HOME / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# `text` (default) or `json`: one JSON object per line, with the request id.
+LANTHORN_LOG_FORMAT = envchoice("LANTHORN_LOG_FORMAT", "text", ("text", "json"))
+LOGGING["filters"] = {"request_id": {"()": "core.logs.RequestIdFilter"}}
+LOGGING["formatters"] = {
+    "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    "json": {"()": "pythonjsonlogger.json.JsonFormatter",
+             "fmt": "%(asctime)s %(levelname)s %(name)s %(request_id)s %(process)d %(message)s",
+             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}},
+}
+LOGGING["handlers"]["console"].update(formatter=LANTHORN_LOG_FORMAT, filters=["request_id"])
+# Every HTTP response carries the request's id (X-Request-Id), and its log lines too.
+MIDDLEWARE.insert(0, "core.logs.RequestIdMiddleware")
+# `lanthorn doctor` reports a model's queue as backing up past this many waiting requests.
+LANTHORN_QUEUE_BACKLOG = envint("LANTHORN_QUEUE_BACKLOG", "20")

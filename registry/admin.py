@@ -9,12 +9,24 @@ class VersionInline(admin.TabularInline):
     fields = ["number", "digest", "size", "architecture", "quantization", "source", "created_at", "checked_at",
               "check_problem"]
     readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Model)
 class ModelAdmin(admin.ModelAdmin):
+    """Which version is active and how it loads change only through the registry's services
+    (rollback, config: the console, the API, the CLI), which check them first."""
+
     list_display = ["name", "active_version", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens"]
+    readonly_fields = ["name", "active_version", "n_ctx", "n_threads", "n_gpu_layers", "gpu_id", "temperature",
+                       "top_p", "max_tokens", "created_at"]
     inlines = [VersionInline]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(Pull)

@@ -105,6 +105,9 @@ class _Cursor:
 
 
 WANTED = {"general.architecture", "general.file_type", "general.alignment", "tokenizer.chat_template"}
+# Per-architecture keys kept too (`gemma3.block_count`, ...): the context length, and what sizes the KV cache.
+WANTED_SUFFIXES = (".context_length", ".block_count", ".embedding_length", ".attention.head_count",
+                   ".attention.head_count_kv", ".attention.key_length", ".attention.value_length")
 
 
 @dataclass
@@ -153,7 +156,7 @@ def read_header(buffer) -> Header:
         try:
             key = cursor.string()
             kind = cursor.take("I")
-            value = cursor.value(kind, keep=key in WANTED or key.endswith(".context_length"))
+            value = cursor.value(kind, keep=key in WANTED or key.endswith(WANTED_SUFFIXES))
         except NotGGUF as exc:
             named = f" ({key!r})" if key is not None else ""
             raise NotGGUF(f"metadata entry {i + 1} of {kv_count}{named}: {exc}") from None
@@ -240,3 +243,22 @@ def check_structure(path: Path) -> list[str]:
             problems.append(f"tensor '{tensor.name}' ends {end - size:,} bytes past the end of the file (truncated?)")
             break
     return problems
+
+
+def kv_cache_bytes_per_token(path: Path) -> int:
+    """What one token of context costs in the KV cache (f16 keys and values, every layer);
+    0 when the header does not say."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+            meta = read_header(buffer).metadata
+    except (NotGGUF, ValueError, OSError):
+        return 0
+    arch = meta.get("general.architecture", "")
+    layers, embedding = meta.get(f"{arch}.block_count"), meta.get(f"{arch}.embedding_length")
+    heads = meta.get(f"{arch}.attention.head_count")
+    if not (layers and embedding and heads):
+        return 0
+    heads_kv = meta.get(f"{arch}.attention.head_count_kv") or heads
+    key = meta.get(f"{arch}.attention.key_length") or embedding // heads
+    value = meta.get(f"{arch}.attention.value_length") or key
+    return int(layers * heads_kv * (key + value) * 2)

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.actions import announce, announced
 from core.errors import ApiError
 from registry import blobstore, catalog, jobs, sources
 from registry.chunking import Chunk
@@ -114,9 +115,20 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return name, int(number) if number else None
 
 
-@transaction.atomic
 def activate_version(*, version: ModelVersion) -> ModelVersion:
     """Makes `version` the one new requests get; requests in flight finish on theirs."""
+    with announced("model.activate", target=version.label, details={"digest": version.digest}) as details:
+        details["previous"] = _active_label(version.model_id)
+        return _activate(version)
+
+
+def _active_label(model_id) -> str | None:
+    model = Model.objects.select_related("active_version").filter(pk=model_id).first()
+    return model.active_version.label if model and model.active_version else None
+
+
+@transaction.atomic
+def _activate(version: ModelVersion) -> ModelVersion:
     if version.check_problem:
         raise RegistryError(f"{version.label} failed its integrity check ({version.check_problem}); "
                             f"it cannot be activated", code="version_failed_check", status=409)
@@ -124,6 +136,10 @@ def activate_version(*, version: ModelVersion) -> ModelVersion:
         raise RegistryError(f"the file of {version.label} is missing from the blob store; it cannot be activated",
                             code="version_failed_check", status=409)
     model = Model.objects.select_for_update().get(pk=version.model_id)
+    # Holding the model's lock: a removal of this version that committed meanwhile shows now.
+    if not ModelVersion.objects.filter(pk=version.pk).exists():
+        raise RegistryError(f"{version.label} was removed meanwhile; it cannot be activated",
+                            code="version_not_found", status=404)
     model.active_version = version
     model.save(update_fields=["active_version"])
     version.model = model
@@ -132,22 +148,35 @@ def activate_version(*, version: ModelVersion) -> ModelVersion:
 
 def rollback(*, name: str, number: int | None = None) -> ModelVersion:
     """Activates version `number`, or the newest version older than the active one."""
-    if number is not None:
-        return activate_version(version=get_version(name=name, number=number))
-    model = get_model(name=name)
-    older = model.versions.order_by("-number")
-    if model.active_version:
-        older = older.filter(number__lt=model.active_version.number)
-    for version in older:
-        if not version.check_problem and version.path.is_file():
-            return activate_version(version=version)
-    raise RegistryError(f"{name} has no older version that passed its checks to roll back to",
-                        code="version_not_found", status=409)
+    with announced("model.rollback", target=name, details={"version": number}) as details:
+        model = get_model(name=name)
+        details["previous"] = model.active_version.label if model.active_version else None
+        if number is not None:
+            version = _activate(get_version(name=name, number=number))
+        else:
+            older = model.versions.order_by("-number")
+            if model.active_version:
+                older = older.filter(number__lt=model.active_version.number)
+            version = next((v for v in older if not v.check_problem and v.path.is_file()), None)
+            if version is None:
+                raise RegistryError(f"{name} has no older version that passed its checks to roll back to",
+                                    code="version_not_found", status=409)
+            version = _activate(version)
+        details["version"] = version.number
+        return version
 
 
 def remove(*, name: str, number: int | None = None, force: bool = False) -> dict:
     """Removes one version (never the active one), or a whole model (`force` if it is serving);
     then deletes the blobs nothing refers to."""
+    with announced("model.remove", target=f"{name}:{number}" if number is not None else name,
+                   details={"force": force}) as details:
+        result = _remove(name=name, number=number, force=force)
+        details.update(result)
+        return result
+
+
+def _remove(*, name: str, number: int | None, force: bool) -> dict:
     if number is not None:
         with transaction.atomic():  # against an activation of this very version meanwhile
             version = get_version(name=name, number=number)
@@ -209,7 +238,10 @@ def check_version(*, version: ModelVersion, progress: Callable[[int], None] | No
             problems.append(f"sha256 is {digest}, expected {version.digest}")
         problems += check_structure(path)
     version.checked_at, version.check_problem = timezone.now(), "; ".join(problems)
-    version.save(update_fields=["checked_at", "check_problem"])
+    with transaction.atomic():
+        version.save(update_fields=["checked_at", "check_problem"])
+        announce("model.check", target=version.label, outcome="error" if problems else "ok",
+                 details={"digest": version.digest, "problems": problems})
     return CheckResult(version=version, problems=problems)
 
 
@@ -330,14 +362,22 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
             _serve(version.model)
             pull.version = version
             pull.total_bytes = pull.done_bytes = version.size
-            jobs.end(pull, reporter, status=Pull.DONE, phase="success")
+            ending = {"status": Pull.DONE, "phase": "success"}
         except jobs.JobCancelled:
-            jobs.end(pull, reporter, status=Pull.CANCELLED, phase="cancelled")
+            ending = {"status": Pull.CANCELLED, "phase": "cancelled"}
         except sources.PullError as exc:
-            jobs.end(pull, reporter, status=Pull.FAILED, phase="failed", error=exc.message)
+            ending = {"status": Pull.FAILED, "phase": "failed", "error": exc.message}
         except Exception as exc:
             log.exception("pull %s failed", pull.pk)
-            jobs.end(pull, reporter, status=Pull.FAILED, phase="failed", error=f"{type(exc).__name__}: {exc}")
+            ending = {"status": Pull.FAILED, "phase": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        with transaction.atomic():  # the pull's row and its audit event, together
+            jobs.end(pull, reporter, **ending)
+            done = pull.status == Pull.DONE
+            announce("model.pull", actor=pull.requested_by, target=pull.version.label if done else pull.name,
+                     outcome={Pull.DONE: "ok", Pull.CANCELLED: "cancelled"}.get(pull.status, "error"),
+                     details={"source": pull.source, "pull": str(pull.pk),
+                              "digest": pull.version.digest if done else None,
+                              "bytes_transferred": pull.transferred_bytes, "error": pull.error or None})
     return pull
 
 
@@ -360,16 +400,35 @@ def _serve(model: Model) -> None:
     With no worker running there is no one to tell: the next to start listens to it anyway."""
     from redis.exceptions import RedisError
 
-    from core.workers import INFERENCE, worker_info
+    from core.workers import INFERENCE, workers
     from lanthorn.celery import app
 
     try:
-        hostnames = [info["hostname"] for info in worker_info().values()
-                     if info.get("kind") == INFERENCE and info.get("hostname")]
+        hostnames = [w["hostname"] for w in workers() if w.get("kind", INFERENCE) == INFERENCE and w.get("hostname")]
         if hostnames:  # not the jobs worker: it serves no model
-            app.control.add_consumer(model.queue, reply=False, destination=hostnames)
+            app.control.broadcast("serve_model", arguments={"model": model.name}, reply=False, destination=hostnames)
     except RedisError:
         log.warning("could not ask the workers to consume %s", model.queue, exc_info=True)
+
+
+def fetch_blob(*, version: ModelVersion, peer: str) -> None:
+    """Puts `version`'s file into this host's blob store from the Lanthorn at `peer` (its web
+    host), for a worker whose LANTHORN_HOME is its own. Adds no version: the database already
+    has it. Raises RegistryError when the file cannot be had."""
+    name = version.model.name
+    source = sources.parse(f"{peer.replace('http', 'lanthorn', 1)}/{name}:{version.number}")
+    source.expected = version.digest
+    reporter = sources.Reporter()
+    log.info("pulling %s from %s", version.label, peer)
+    try:
+        with blobstore.storing():
+            digest = source.fetch(reporter, lambda partial: _verify_and_store(
+                partial, expected=version.digest, reporter=reporter))
+            if source.chunks:
+                blobstore.save_manifest(digest, [Chunk.from_dict(c) for c in source.chunks])
+    except sources.PullError as exc:
+        raise RegistryError(f"could not get {version.label} from {peer}: {exc.message}",
+                            code="model_unavailable", status=503) from exc
 
 
 def get_pull(*, pull_id) -> Pull:
@@ -408,10 +467,14 @@ def set_config(*, model: Model, values: dict) -> Model:
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)
         raise RegistryError(message, param=param, code="invalid_value")
-    if serializer.validated_data:
-        for field, value in serializer.validated_data.items():
+    changed = {field: value for field, value in serializer.validated_data.items() if getattr(model, field) != value}
+    if changed:
+        before = {field: getattr(model, field) for field in changed}
+        for field, value in changed.items():
             setattr(model, field, value)
-        model.save(update_fields=list(serializer.validated_data))
+        with transaction.atomic():
+            model.save(update_fields=list(changed))
+            announce("model.config", target=model.name, details={"before": before, "after": changed})
     return model
 
 

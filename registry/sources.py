@@ -14,7 +14,10 @@ download.
 import errno
 import hashlib
 import importlib
+import ipaddress
 import os
+import re
+import socket
 import subprocess
 import sys
 import time
@@ -82,9 +85,69 @@ def _key(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def _private(host: str) -> bool:
+    """Whether a host name or address is (or resolves to) a loopback, link-local or private address."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False  # it does not resolve: the request fails on its own
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_unspecified:
+            return True
+    return False
+
+
+def _refuse_private_redirects(response: httpx.Response) -> None:
+    """A server on the internet must not send a pull to the machine's own network."""
+    if not response.has_redirect_location or settings.LANTHORN_PULL_ALLOW_PRIVATE:
+        return
+    target = response.request.url.join(response.headers["Location"])
+    if _private(target.host):
+        raise PullError(f"{response.request.url.host} redirected the pull to {target.host}, a private address; "
+                        "set LANTHORN_PULL_ALLOW_PRIVATE=true to allow that", code="forbidden")
+
+
 def _http_client() -> httpx.Client:
     timeout = httpx.Timeout(10.0, read=settings.LANTHORN_PULL_STALL_TIMEOUT)
-    return httpx.Client(timeout=timeout, follow_redirects=True)
+    return httpx.Client(timeout=timeout, follow_redirects=True,
+                        event_hooks={"response": [_refuse_private_redirects]})
+
+
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _checked_manifest(manifest) -> dict:
+    """A peer's manifest, refused unless its digests are sha256 hex and its chunks tile the file."""
+    try:
+        size, chunks = manifest["size"], manifest["chunks"]
+        if not (isinstance(manifest["digest"], str) and HEX64.match(manifest["digest"])):
+            raise ValueError(f"the digest {manifest['digest']!r} is not a sha256")
+        if not isinstance(size, int) or size < 0 or not isinstance(chunks, list):
+            raise ValueError("no valid size or chunk list")
+        offset = 0
+        for chunk in chunks:
+            if not (isinstance(chunk.get("sha256"), str) and HEX64.match(chunk["sha256"])):
+                raise ValueError(f"chunk digest {chunk.get('sha256')!r} is not a sha256")
+            if chunk.get("offset") != offset or not isinstance(chunk.get("length"), int) or chunk["length"] <= 0:
+                raise ValueError(f"the chunks do not tile the file at byte {offset}")
+            offset += chunk["length"]
+        if offset != size:
+            raise ValueError(f"the chunks cover {offset} bytes of {size}")
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise PullError(f"the peer sent a bad manifest: {exc}", code="bad_manifest") from None
+    return manifest
+
+
+def _may_send_key(base_url: str) -> bool:
+    """The remote key travels only over HTTPS, to a loopback peer, or to a peer in LANTHORN_PULL_PEERS."""
+    parts = urlsplit(base_url)
+    if parts.scheme == "https" or parts.netloc in settings.LANTHORN_PULL_PEERS:
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return parts.hostname == "localhost"
 
 
 def _backoff(attempt: int, reason: str, reporter: Reporter) -> None:
@@ -388,6 +451,9 @@ class LanthornSource(Source):
 
     def fetch(self, reporter, finish, *, remote_key=""):
         key = remote_key or settings.LANTHORN_REMOTE_KEY
+        if key and not _may_send_key(self.base_url):
+            raise PullError(f"refusing to send the API key in clear text to {urlsplit(self.base_url).netloc}: "
+                            "use lanthorns:// (HTTPS), or list the peer in LANTHORN_PULL_PEERS", code="forbidden")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         with _http_client() as client:
             client.headers.update(headers)
@@ -427,7 +493,10 @@ class LanthornSource(Source):
         if response.status_code != 200:
             raise PullError(f"{urlsplit(self.base_url).netloc} answered HTTP {response.status_code} "
                             f"for the manifest", code="http_error")
-        return response.json()
+        try:
+            return _checked_manifest(response.json())
+        except ValueError:
+            raise PullError("the peer's manifest is not JSON", code="bad_manifest") from None
 
     def _assemble(self, client, blob_url: str, chunks: list[Chunk], partial: Path, size: int,
                   reporter: Reporter) -> Path:
@@ -549,6 +618,10 @@ def parse(source: str) -> Source:
 
 def _parse_local(path: Path) -> Source:
     path = path.resolve()
+    allowed = [Path(d).expanduser().resolve() for d in settings.LANTHORN_PULL_LOCAL_DIRS]
+    if allowed and not any(path.is_relative_to(d) for d in allowed):
+        raise PullError(f"{path} is outside the directories local pulls may read (LANTHORN_PULL_LOCAL_DIRS)",
+                        code="forbidden")
     if not path.is_file():
         raise PullError(f"{path}: no such file", code="not_found")
     return LocalSource(label=str(path), name_hint=_slug(path.name), path=path)

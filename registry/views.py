@@ -9,6 +9,8 @@ import re
 
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -18,6 +20,10 @@ from core.validation import first_error
 from registry import blobstore, services
 from registry.serializers import (CheckOutputSerializer, PullInputSerializer, PullOutputSerializer,
                                   VersionInputSerializer)
+
+
+# The OpenAPI description (/api/schema/): these views answer JSON objects described in the README.
+JSON = extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
 
 
 class IsAdmin(permissions.BasePermission):
@@ -40,9 +46,11 @@ def validated(serializer_class, data, **kwargs) -> dict:
     return serializer.validated_data
 
 
+@JSON
 class ModelListView(APIView):
     """GET /api/models: installed models with their versions and configuration."""
 
+    @extend_schema(operation_id="api_models_list")
     def get(self, request):
         from registry.models import Model
 
@@ -50,6 +58,7 @@ class ModelListView(APIView):
         return Response({"models": [services.describe(model=m) for m in models]})
 
 
+@JSON
 class CatalogView(APIView):
     """GET /api/catalog: the curated models one can pull by name."""
 
@@ -57,6 +66,7 @@ class CatalogView(APIView):
         return Response({"models": services.available()})
 
 
+@JSON
 class ModelDetailView(APIView):
     """GET /api/models/NAME; DELETE /api/models/NAME[?force=true] removes the whole model."""
 
@@ -70,6 +80,7 @@ class ModelDetailView(APIView):
         return Response(services.remove(name=name, force=force))
 
 
+@JSON
 class VersionDetailView(APIView):
     """DELETE /api/models/NAME/versions/N (never the active one)."""
 
@@ -79,6 +90,7 @@ class VersionDetailView(APIView):
         return Response(services.remove(name=name, number=number))
 
 
+@JSON
 class ModelConfigView(APIView):
     """GET the load configuration as JSON; PUT or PATCH some or all of its fields."""
 
@@ -94,6 +106,7 @@ class ModelConfigView(APIView):
     put = patch
 
 
+@JSON
 class RollbackView(APIView):
     """POST /api/models/NAME/rollback {"version": N}: activate N, or the version before the active one."""
 
@@ -105,6 +118,7 @@ class RollbackView(APIView):
         return Response(services.describe(model=version.model))
 
 
+@extend_schema(request=VersionInputSerializer, responses={202: CheckOutputSerializer})
 class CheckView(APIView):
     """POST /api/models/NAME/check {"version": N}: queue a re-hash and validation of the file;
     202 with the job (GET /api/jobs/check/ID for its progress and result)."""
@@ -123,6 +137,7 @@ def job_data(job) -> dict:
     return serializer(job).data
 
 
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
 class JobDetailView(APIView):
     """GET /api/jobs/KIND/ID (KIND: pull or check): the job's state, progress and result."""
 
@@ -130,6 +145,7 @@ class JobDetailView(APIView):
         return Response(job_data(services.get_job(kind=kind, job_id=job_id)))
 
 
+@extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
 class JobCancelView(APIView):
     """POST /api/jobs/KIND/ID/cancel: a queued job stops at once, a running one at its next chunk."""
 
@@ -140,6 +156,7 @@ class JobCancelView(APIView):
         return Response(job_data(job), status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(request=PullInputSerializer, responses={202: PullOutputSerializer})
 class PullCreateView(APIView):
     """POST /api/pulls {"source", "name", "sha256", "api_key"}: queue a pull; 202 with the job."""
 
@@ -153,6 +170,7 @@ class PullCreateView(APIView):
         return Response(PullOutputSerializer(pull).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(responses={200: PullOutputSerializer})
 class PullDetailView(APIView):
     """GET /api/pulls/ID: the job's progress."""
 
@@ -175,30 +193,39 @@ def progress_line(pull) -> dict:
     return line
 
 
+async def progress_lines(pull_id):
+    """The pull's progress lines (Ollama's shape) as it changes, until it ends; the last line
+    is its outcome. Also what Ollama's `/api/pull` streams (inference/ollama.py)."""
+    get = sync_to_async(services.get_pull)
+    last = None
+    while True:
+        pull = await get(pull_id=pull_id)
+        line = progress_line(pull)
+        if line != last:
+            yield line
+            last = line
+        if pull.finished:
+            return
+        await asyncio.sleep(0.5)
+
+
+@extend_schema(responses={(200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.STR, description="NDJSON progress lines")})
 class PullStreamView(APIView):
     """GET /api/pulls/ID/stream: NDJSON progress lines until the pull ends (Ollama's format)."""
 
     def get(self, request, pull_id):
         services.get_pull(pull_id=pull_id)  # 404 before the stream starts
-        get = sync_to_async(services.get_pull)
 
         async def lines():
-            last = None
-            while True:
-                pull = await get(pull_id=pull_id)
-                line = progress_line(pull)
-                if line != last:
-                    yield json.dumps(line) + "\n"
-                    last = line
-                if pull.finished:
-                    return
-                await asyncio.sleep(0.5)
+            async for line in progress_lines(pull_id):
+                yield json.dumps(line) + "\n"
 
         return StreamingHttpResponse(lines(), content_type="application/x-ndjson")
 
 
 # The registry endpoint: what `lanthorn pull lanthorn://HOST:PORT/MODEL[:VERSION]` reads.
 
+@JSON
 class ManifestView(APIView):
     """GET /registry/v1/models/NAME/manifest[?version=N]: the file's digest, size and chunks."""
 
@@ -223,6 +250,9 @@ class ManifestView(APIView):
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
+@extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
+                          (206, "application/octet-stream"): OpenApiTypes.BINARY,
+                          416: OpenApiResponse(description="The range is not satisfiable.")})
 class BlobView(APIView):
     """GET /registry/v1/blobs/DIGEST: the file, or a byte range of it (`Range: bytes=A-B`)."""
 

@@ -27,13 +27,21 @@ command -v g++ >/dev/null && command -v make >/dev/null || apt_install build-ess
 .venv/bin/python -m pip install -q --upgrade pip
 scripts/install-llama-cpp.sh .venv
 .venv/bin/python -m pip install -q -r requirements.txt
-.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python -m pip install -q --no-deps -e . -e sdk/python
+# The gRPC stubs of proto/lanthorn/v1/inference.proto, into build/grpc/ (not committed).
+.venv/bin/python -m inference.grpc_stubs
 
-# Browser tests drive Debian's Chromium through Playwright (no browser download).
-if ! command -v chromium >/dev/null; then
+# Test toolchains: Debian's Chromium for the browser tests (driven by Playwright, no browser
+# download), Go and a JDK for the Go and Java SDKs. Missing ones are installed when we can
+# (root with apt-get); otherwise their tests are skipped, saying so.
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v go >/dev/null || missing+=(golang-go)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt_install chromium
+    apt_install "${missing[@]}"
   else
-    echo "Chromium is missing: browser tests will be skipped (Debian: sudo apt-get install chromium)" >&2
+    echo "Not installed: ${missing[*]} (Debian: sudo apt-get install ${missing[*]}); their tests will be skipped" >&2
   fi
 fi

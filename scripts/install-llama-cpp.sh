@@ -6,6 +6,11 @@
 # portable code and enable each x86 extension only where this CPU has it.
 # pip's wheel cache ignores CMAKE_ARGS, so we build with --no-cache-dir and keep our
 # own wheel cache keyed by version and flags.
+#
+# LANTHORN_LLAMA_BACKEND=cpu|cuda|auto (default auto: CUDA where nvcc and an NVIDIA GPU are
+# found). A CUDA build offloads the layers a model's `n_gpu_layers` asks for to `gpu_id`.
+# LANTHORN_CUDA_ARCHITECTURES (default: the GPUs of this machine) and LANTHORN_LLAMA_CMAKE_ARGS
+# (extra CMake flags) tune the build.
 set -euo pipefail
 
 venv=${1:-.venv}
@@ -19,6 +24,19 @@ for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C avx512f:AVX512; do
   if has "${pair%%:*}"; then flags="$flags -DGGML_${pair##*:}=ON"; else flags="$flags -DGGML_${pair##*:}=OFF"; fi
 done
 
+backend=${LANTHORN_LLAMA_BACKEND:-auto}
+if [ "$backend" = auto ]; then
+  if command -v nvcc >/dev/null && nvidia-smi -L >/dev/null 2>&1; then backend=cuda; else backend=cpu; fi
+fi
+case "$backend" in
+  cpu) ;;
+  cuda)
+    command -v nvcc >/dev/null || { echo "LANTHORN_LLAMA_BACKEND=cuda needs CUDA's compiler (nvcc) on PATH" >&2; exit 1; }
+    flags="$flags -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${LANTHORN_CUDA_ARCHITECTURES:-native}" ;;
+  *) echo "LANTHORN_LLAMA_BACKEND=$backend: use cpu, cuda or auto" >&2; exit 1 ;;
+esac
+[ -z "${LANTHORN_LLAMA_CMAKE_ARGS:-}" ] || flags="$flags $LANTHORN_LLAMA_CMAKE_ARGS"
+
 stamp="$venv/.llama-cpp-python"
 wanted="$version $flags"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && "$venv/bin/python" -c "import llama_cpp" 2>/dev/null; then
@@ -28,7 +46,7 @@ fi
 key=$(printf '%s' "$wanted" | sha256sum | cut -c1-16)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/lanthorn/wheels/$key"
 if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-  echo "Building llama-cpp-python $version from source (a few minutes) with: $flags"
+  echo "Building llama-cpp-python $version ($backend) from source (a few minutes) with: $flags"
   mkdir -p "$cache.tmp"
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
     "$venv/bin/pip" wheel --no-cache-dir --no-deps -w "$cache.tmp" "llama-cpp-python==$version"

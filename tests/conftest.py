@@ -71,3 +71,27 @@ def home(settings, tmp_path):
     redis_client.cache_clear()
     yield tmp_path
     redis_client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def audit_triggers(request):
+    """The audit trail's triggers, in place for every test that uses the database. A transactional
+    test ends with Django's flush, which deletes every row and which the triggers refuse: such a
+    test loses them just before the flush (this fixture asks for the database fixture itself, so
+    its teardown runs first); any other test's changes roll back anyway."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None and "_django_db_helper" not in request.fixturenames:
+        yield
+        return
+    from audit import triggers
+
+    request.getfixturevalue("_django_db_helper")
+    triggers.install()
+    yield
+    if _transactional(request, marker):
+        triggers.drop()
+
+
+def _transactional(request, marker) -> bool:
+    return "transactional_db" in request.fixturenames or (
+        marker is not None and bool(marker.kwargs.get("transaction") or (marker.args and marker.args[0])))

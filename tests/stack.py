@@ -59,6 +59,12 @@ class Stack:
         processes.stop([p for p in (self.worker, self.jobs_worker, self.server) if p])
 
 
+def app_broker_url() -> str:
+    from lanthorn.celery import app
+
+    return app.conf.broker_url
+
+
 @pytest.fixture(scope="session")
 def stack(django_db_setup, django_db_blocker):
     procs = []
@@ -67,6 +73,8 @@ def stack(django_db_setup, django_db_blocker):
         proc, redis_url = redis_server.start_private(Path(settings.LANTHORN_HOME) / "test-redis")
         procs.append(proc)
     # This process talks to the same Redis: heartbeats, and what it sends the worker (Celery).
+    # Put back at the end of the session.
+    saved = settings.REDIS_URL, app_broker_url()
     settings.REDIS_URL = redis_url
     from core.redis import redis_client
     from lanthorn.celery import app
@@ -74,6 +82,7 @@ def stack(django_db_setup, django_db_blocker):
     redis_client.cache_clear()
     app.conf.broker_url = redis_url
     app._after_fork()  # Celery's own reset of connections made to the old broker URL
+    processes.clear_metrics(settings.PROMETHEUS_MULTIPROC_DIR)  # the counts of this run only
     with django_db_blocker.unblock():
         from registry.services import install_default_model
 
@@ -82,7 +91,7 @@ def stack(django_db_setup, django_db_blocker):
                "LANTHORN_HOME": str(settings.LANTHORN_HOME), "LANTHORN_HEARTBEAT_TTL": "3",
                # Pulls give up on a broken server within seconds, not minutes.
                "LANTHORN_PULL_RETRIES": "3", "LANTHORN_PULL_BACKOFF": "0.2", "LANTHORN_PULL_STALL_TIMEOUT": "3",
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", "LANTHORN_BODY_TIMEOUT": "3"}
         port = redis_server.free_port()
         stack = Stack(url=f"http://127.0.0.1:{port}", redis_url=redis_url, env=env)
         try:
@@ -100,6 +109,9 @@ def stack(django_db_setup, django_db_blocker):
         finally:
             stack.stop()
             processes.stop(procs)
+            settings.REDIS_URL, app.conf.broker_url = saved
+            redis_client.cache_clear()
+            app._after_fork()
 
 
 @pytest.fixture

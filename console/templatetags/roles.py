@@ -10,8 +10,3 @@ register = template.Library()
 @register.filter
 def can_audit(user) -> bool:
     return roles.can_audit(user)
-
-
-@register.filter
-def is_admin(user) -> bool:
-    return roles.is_admin(user)

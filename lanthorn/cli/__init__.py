@@ -5,15 +5,16 @@ non-zero with a one-line reason on stderr.
 """
 
 import argparse
+import getpass
 import os
 import sys
 
 
-from lanthorn.cli import keys, models, server, shell
+from lanthorn.cli import audit, doctor, grpc, keys, models, server, shell, users
 from lanthorn.cli.base import CommandError
 
 # Each module adds its subcommands; a new area of commands is a new module here.
-COMMANDS = [server, models, shell, keys]
+COMMANDS = [server, models, shell, keys, users, audit, doctor, grpc]
 
 
 def _setup_django() -> None:
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "django", True):
             _setup_django()
-        args.func(args)
+        from core.actions import acting
+
+        # The audit trail records what a command does as the OS user who ran it.
+        with acting(actor_username=f"os:{getpass.getuser()}", user_agent="lanthorn-cli"):
+            args.func(args)
     except CommandError as exc:
         print(f"lanthorn: {exc}", file=sys.stderr)
         return 1

@@ -13,20 +13,65 @@ def cmd_run(args) -> None:
 def cmd_setup(args) -> None:
     from lanthorn.launcher import setup
 
+    if args.clear_metrics:  # before the installation's other processes start (compose's `init`)
+        from django.conf import settings
+
+        from lanthorn.processes import clear_metrics
+
+        clear_metrics(settings.PROMETHEUS_MULTIPROC_DIR)
     password = setup()
     print(f"Admin login: admin / {password}" if password else "Set up; the admin user exists already.")
 
 
+def cmd_web(args) -> None:
+    """The web process alone (HTTP and WebSocket): stateless, run as many as you like behind a proxy."""
+    from django.conf import settings
+
+    os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "lanthorn.asgi:application",
+                              "--host", args.host or settings.LANTHORN_HOST,
+                              "--port", str(args.port or settings.LANTHORN_PORT), "--no-access-log"])
+
+
+def worker_healthcheck() -> None:
+    """Exit status 0 when a worker on this host sends heartbeats (a container's health check)."""
+    import socket
+
+    from core.workers import workers
+
+    if not any(w.get("host") == socket.gethostname() for w in workers()):
+        sys.exit(1)
+
+
 def cmd_worker(args) -> None:
+    """A worker for every model, or with --models for those models only: it gets their files (from
+    LANTHORN_PEER when its blob store lacks them), loads them and takes only their requests; with
+    --jobs, the worker of background jobs (pulls, checks), which loads no model. Any host that
+    reaches the same Redis and database can run one."""
+    from django.conf import settings
+
     from lanthorn.celery import JOBS_QUEUE
+    from lanthorn.cli.base import CommandError
     from registry.models import Model
 
+    if args.healthcheck:
+        return worker_healthcheck()
     if args.jobs:  # background jobs (pulls, checks): a pool of their own, no model loaded
-        queues, name = JOBS_QUEUE, "lanthorn-jobs"
+        if args.models:
+            raise CommandError("--jobs and --models do not go together: a jobs worker serves no model")
+        queues, name, names = JOBS_QUEUE, "lanthorn-jobs", []
     else:
-        queues, name = ",".join(["lanthorn", *(m.queue for m in Model.objects.all())]), "lanthorn"
+        names = [n.strip() for n in (args.models or "").split(",") if n.strip()] or settings.LANTHORN_WORKER_MODELS
+        if names:
+            unknown = sorted(set(names) - set(Model.objects.filter(name__in=names).values_list("name", flat=True)))
+            if unknown:
+                raise CommandError(f"no model named {', '.join(unknown)} (`lanthorn list` shows the models)")
+            queues = ",".join(Model(name=n).queue for n in names)
+        else:
+            queues = ",".join(["lanthorn", *(m.queue for m in Model.objects.all())])
+        name = "lanthorn"
+    os.environ["LANTHORN_WORKER_MODELS"] = ",".join(names)
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
-                              "--pool", "threads", "--concurrency", str(args.concurrency),
+                              "--pool", "threads", "--concurrency", str(args.slots),
                               "--queues", queues, "--loglevel", args.loglevel,
                               "--hostname", f"{name}-{os.getpid()}@%h", "--without-gossip",
                               "--without-mingle"])
@@ -34,9 +79,20 @@ def cmd_worker(args) -> None:
 
 def register(sub) -> None:
     sub.add_parser("run", help="set up and run server, worker and Redis").set_defaults(func=cmd_run, django=False)
-    sub.add_parser("setup", help="migrate, create the admin user, install the default model").set_defaults(func=cmd_setup)
+    s = sub.add_parser("setup", help="migrate, create the admin user, install the default model")
+    s.add_argument("--clear-metrics", action="store_true",
+                   help="empty PROMETHEUS_MULTIPROC_DIR first (only before the other processes start)")
+    s.set_defaults(func=cmd_setup)
+    web = sub.add_parser("web", help="run the web process alone (LANTHORN_HOST, LANTHORN_PORT)")
+    web.add_argument("--host")
+    web.add_argument("--port", type=int)
+    web.set_defaults(func=cmd_web)
     w = sub.add_parser("worker", help="run an inference worker (--jobs: the worker of pulls and checks)")
-    w.add_argument("--concurrency", type=int, default=4)
+    w.add_argument("--models", help="serve only these models (comma-separated); default: every model")
     w.add_argument("--jobs", action="store_true", help="run background jobs (pulls, checks) instead of models")
+    w.add_argument("--slots", "--concurrency", type=int, default=4,
+                   help="requests (or jobs) this worker takes at once (default 4)")
     w.add_argument("--loglevel", default="INFO")
+    w.add_argument("--healthcheck", action="store_true",
+                   help="exit 0 when a worker on this host sends heartbeats, else 1 (for container health checks)")
     w.set_defaults(func=cmd_worker)

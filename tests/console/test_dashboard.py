@@ -6,7 +6,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from console.services import create_api_key, record_usage
+from console.services import record_usage
 from registry.models import Model, ModelVersion
 
 pytestmark = pytest.mark.django_db

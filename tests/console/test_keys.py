@@ -11,7 +11,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 def test_member_sees_own_keys(client, member, member_key):
     client.force_login(member)
-    content = client.get(reverse("dashboard")).content.decode()
+    content = client.get(reverse("keys")).content.decode()
     assert "bob&#x27;s laptop" in content
     assert member_key.key.prefix in content
 
@@ -19,13 +19,13 @@ def test_member_sees_own_keys(client, member, member_key):
 def test_member_does_not_see_others_keys(client, member, outsider, member_key):
     create_api_key(user=outsider, name="charlie-ci")
     client.force_login(member)
-    content = client.get(reverse("dashboard")).content.decode()
+    content = client.get(reverse("keys")).content.decode()
     assert "charlie-ci" not in content
 
 
 def test_outsider_sees_none_of_bobs_keys(client, outsider, member_key):
     client.force_login(outsider)
-    content = client.get(reverse("dashboard")).content.decode()
+    content = client.get(reverse("keys")).content.decode()
     assert "bob&#x27;s laptop" not in content
     assert member_key.key.prefix not in content
     assert "No keys yet" in content
@@ -33,14 +33,14 @@ def test_outsider_sees_none_of_bobs_keys(client, outsider, member_key):
 
 def test_member_has_no_owner_column(client, member, member_key):
     client.force_login(member)
-    content = client.get(reverse("dashboard")).content.decode()
+    content = client.get(reverse("keys")).content.decode()
     assert "<th>Owner</th>" not in content
 
 
 def test_admin_sees_all_keys_with_owner(client, admin, member, outsider, member_key):
     create_api_key(user=outsider, name="charlie-ci")
     client.force_login(admin)
-    content = client.get(reverse("dashboard")).content.decode()
+    content = client.get(reverse("keys")).content.decode()
     assert "<th>Owner</th>" in content
     assert "bob&#x27;s laptop" in content
     assert "charlie-ci" in content
@@ -56,7 +56,7 @@ def test_it_creates_a_key_and_shows_the_raw_key_once(client, member):
     assert raw.startswith("lt-")
     assert "it will not be shown again" in content
     assert key.hashed_key == hash_key(raw)
-    assert raw not in client.get(reverse("dashboard")).content.decode()
+    assert raw not in client.get(reverse("keys")).content.decode()
 
 
 def test_it_stores_only_the_hash_of_a_new_key(client, member):
@@ -121,7 +121,7 @@ def test_member_can_revoke_own_key(client, member, member_key):
 
 def test_revoke_rows_ask_for_confirmation(client, member, member_key):
     client.force_login(member)
-    content = client.get(reverse("dashboard")).content.decode()
+    content = client.get(reverse("keys")).content.decode()
     assert "hx-confirm=" in content
     assert f'hx-post="{reverse("key-revoke", args=[member_key.key.pk])}"' in content
 
@@ -142,7 +142,7 @@ def test_admin_can_revoke_anyones_key(client, admin, member_key):
     assert "<td>bob</td>" in content
 
 
-def test_plain_revoke_redirects_to_dashboard(client, member, member_key):
+def test_plain_revoke_redirects_to_the_keys_page(client, member, member_key):
     client.force_login(member)
     response = client.post(reverse("key-revoke", args=[member_key.key.pk]))
-    assert response["Location"] == reverse("dashboard")
+    assert response["Location"] == reverse("keys")

@@ -18,7 +18,7 @@ def rollup_last_day(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0003_usage_indexes'),
+        ('console', '0004_usage_indexes'),
     ]
 
     operations = [

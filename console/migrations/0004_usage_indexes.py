@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('console', '0002_team'),
+        ('console', '0003_key_limits'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,3 @@
+module github.com/lanthorn/lanthorn-go
+
+go 1.19
