@@ -2,7 +2,7 @@
 VENV := .venv
 STAMP := $(VENV)/.bootstrapped
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench bench-peer clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,15 @@ bench: setup
 	$(VENV)/bin/python bench/delta_pull.py
 	$(VENV)/bin/python bench/audit_export.py
 	$(VENV)/bin/python bench/audit_request.py
+	$(VENV)/bin/python bench/concurrency.py
+	$(VENV)/bin/python bench/determinism.py
+	$(VENV)/bin/python bench/prefix.py
+	$(VENV)/bin/python bench/cache.py
+	$(VENV)/bin/python bench/memory.py
+
+# The peer server for bench/concurrency.py (llama-cpp-python[server]'s packages), kept out of the venv.
+bench-peer: setup
+	$(VENV)/bin/pip install --quiet --target var/bench-peer fastapi sse-starlette starlette-context pydantic-settings
 
 clean:
 	rm -rf $(VENV)

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 SSE_HEADERS = [(b"Content-Type", b"text/event-stream"), (b"Cache-Control", b"no-cache"),
                (b"X-Accel-Buffering", b"no")]
 JSON_HEADERS = [(b"Content-Type", b"application/json")]
+CACHE_HIT = [(b"X-Lanthorn-Cache", b"hit")]
 
 
 class SessionConsumer(AsyncHttpConsumer):
@@ -133,6 +134,7 @@ class CompletionConsumer(SessionConsumer):
             kind=self.kind, request_id=call.request_id, model=call.model_name, created=call.created,
             fingerprint=f"lanthorn-{call.version_digest[:12]}", include_usage=prepared.include_usage)
         started, first, parts = False, True, []
+        extra = CACHE_HIT if prepared.cached is not None else []
         async for event in self.session.events():
             if isinstance(event, Text):
                 if not stream:
@@ -140,7 +142,7 @@ class CompletionConsumer(SessionConsumer):
                     continue
                 if not started:
                     started = True
-                    await self.send_headers(status=200, headers=SSE_HEADERS)
+                    await self.send_headers(status=200, headers=SSE_HEADERS + extra)
                 chunks = []
                 for text in event.pieces:
                     chunks.append(format.text_chunk(text, first=first))
@@ -150,10 +152,10 @@ class CompletionConsumer(SessionConsumer):
                 if not stream:
                     body = format.response(text="".join(parts), finish_reason=event.finish_reason,
                                            usage=event.usage)
-                    await self.send_json(200, body)
+                    await self.send_json(200, body, extra)
                     return
                 if not started:
-                    await self.send_headers(status=200, headers=SSE_HEADERS)
+                    await self.send_headers(status=200, headers=SSE_HEADERS + extra)
                 await self.send_body(format.final_chunks(finish_reason=event.finish_reason, first=first,
                                                          usage=event.usage))
             elif isinstance(event, Failed):

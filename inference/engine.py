@@ -1,29 +1,52 @@
-"""The engine: one llama context per model version per worker process.
+"""The engine: one llama context per model version per worker process, batching its requests.
 
-A worker keeps every model it has loaded in `_engines`, keyed by the file's digest
-and its load parameters, so a model is loaded once, not per request. Each engine
-owns its llama context on one scheduler thread; the Celery task threads hand it
-jobs through a queue. Today the scheduler runs jobs one after another; because
-all requests for a model already meet in this one loop, it is where continuous
-batching (several sequences per llama_decode) goes.
+A worker keeps every model it has loaded in `_engines`, keyed by the file's digest and its load
+parameters, so a model is loaded once, not per request. Each engine owns its llama context on one
+scheduler thread; the Celery task threads hand it jobs through a queue.
+
+The scheduler is a continuous batcher in the manner of llama.cpp's server: the context has one
+KV cache stream per slot (`slots` sequences of `n_ctx` tokens each), every request runs in a slot
+as its own sequence, and each step is one `llama_decode` that carries the next token of every
+generating sequence, then prompt chunks of waiting requests (at most PROMPT_BUDGET tokens, so one
+long prompt cannot stall the others), each chunk in a decode of its own. New requests take a free slot
+between steps; a cancelled request leaves at the next step.
+
+Greedy output does not depend on what runs beside a request or ran before it:
+- each slot has its own KV stream (`kv_unified` off), so a sequence's attention never sees
+  another sequence's cells, and its cells sit at the same place whoever else is there;
+- with `invariant` on (the default), weights stay in their file layout (no repacking into the
+  CPU's interleaved layouts, whose batched kernels sum in another order than the one-row kernel),
+  so each row of a batch gets the result it would get alone;
+- prompts are evaluated alone, in chunks that start at multiples of CHUNK, and a slot reuses the KV
+  of a prompt prefix it holds only in whole chunks, so a prompt is always evaluated in the same
+  pieces and batch shapes (measured: rows of a many-row batch of several prompts did differ).
 """
 
 import codecs
+import ctypes
 import logging
 import os
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import llama_cpp
+from llama_cpp._internals import LlamaContext, LlamaModel, LlamaSampler
+from llama_cpp._utils import suppress_stdout_stderr
+
 from core import metrics
 from core.errors import ApiError
 from inference.chat_templates import template_for
 
 log = logging.getLogger(__name__)
+
+CHUNK = 64  # prompt tokens evaluated per step and slot, at positions aligned to multiples of it
+PROMPT_BUDGET = 2 * CHUNK  # prompt tokens per step, all slots together, so generating ones keep pace
 
 
 @dataclass
@@ -41,6 +64,7 @@ class Job:
     is_cancelled: Callable[[], bool] = lambda: False
     # Filled in by the engine.
     prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens whose KV a slot already held
     completion_tokens: int = 0
     finish_reason: str = ""
     error: ApiError | None = None
@@ -77,35 +101,79 @@ class StopFilter:
         return out
 
 
+class Slot:
+    """One sequence of the shared context, with the tokens its KV stream holds."""
+
+    def __init__(self, seq_id: int):
+        self.seq_id = seq_id
+        self.cached: list[int] = []  # tokens whose KV is in the stream, from position 0
+        self.job: Job | None = None
+        self.used = 0  # step count when it last served, to pick the least recently used
+
+    def start(self, job: Job, tokens: list[int], sampler: LlamaSampler, limit: int) -> None:
+        self.job, self.tokens, self.sampler, self.limit = job, tokens, sampler, limit
+        self.generated = 0
+        self.next_token: int | None = None  # sampled, not yet in the KV cache
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.stops = StopFilter(job.stop)
+
+
+_PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
+
+
 class Engine:
     def __init__(self, *, path: Path, n_ctx: int, n_threads: int | None, n_gpu_layers: int,
-                 gpu_id: int, architecture: str, chat_template: str):
-        from llama_cpp import Llama
+                 gpu_id: int, architecture: str, chat_template: str, slots: int = 4,
+                 invariant: bool = True):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         threads = n_threads or os.cpu_count() or 1
-        self.llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                         n_gpu_layers=n_gpu_layers, main_gpu=gpu_id, verbose=False)
-        self.n_ctx = self.llm.n_ctx()
-        model = self.llm._model
-        bos, eos = self.llm.token_bos(), self.llm.token_eos()
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = n_gpu_layers
+        model_params.main_gpu = gpu_id
+        model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_MMAP  # worker processes share the weights
+        model_params.use_extra_bufts = not invariant
+        self.model = LlamaModel(path_model=str(path), params=model_params, verbose=False)
+        self.n_ctx = min(n_ctx, self.model.n_ctx_train() or n_ctx)
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = self.n_ctx * slots
+        params.n_seq_max = slots
+        params.kv_unified = False  # one KV stream per slot
+        params.swa_full = True  # sliding-window layers keep whole prefixes, so they can be reused
+        params.n_batch = params.n_ubatch = max(slots, CHUNK)
+        params.n_threads = params.n_threads_batch = threads
+        with suppress_stdout_stderr(disable=False):  # llama.cpp's own log of the context it makes
+            self.ctx = LlamaContext(model=self.model, params=params, verbose=False)
+        self.path = path
+        self.batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
+        self.slots = [Slot(i) for i in range(slots)]
+        self._piece_buffer = ctypes.create_string_buffer(256)
+
+        bos, eos = self.model.token_bos(), self.model.token_eos()
+        self.bos = bos
         template, turn_ends = template_for(architecture=architecture, gguf_template=chat_template)
         self.formatter = Jinja2ChatFormatter(
             template=template,
-            bos_token=model.token_get_text(bos) if bos >= 0 else "",
-            eos_token=model.token_get_text(eos) if eos >= 0 else "",
+            bos_token=self.model.token_get_text(bos) if bos >= 0 else "",
+            eos_token=self.model.token_get_text(eos) if eos >= 0 else "",
             add_generation_prompt=True,
         )
         self.stop_ids = {eos}
         for text in turn_ends:
-            ids = self.llm.tokenize(text.encode(), add_bos=False, special=True)
+            ids = self.model.tokenize(text.encode(), add_bos=False, special=True)
             if len(ids) == 1:
                 self.stop_ids.add(ids[0])
         self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._waiting: list[Job] = []
         self._retired = False
         self._queue_lock = threading.Lock()
-        self.busy = False  # generating an answer now (for the worker's heartbeat)
+        self._steps = 0
         threading.Thread(target=self._loop, name=f"engine-{path.name[:19]}", daemon=True).start()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a slot is generating an answer now (for the worker's heartbeat)."""
+        return any(slot.job is not None for slot in self.slots)
 
     def submit(self, job: Job) -> Job | None:
         """Queues the job; None if the engine was retired meanwhile (ask get_engine again)."""
@@ -121,77 +189,210 @@ class Engine:
             self._retired = True
             self._jobs.put(None)
 
+    # The prompt
+
+    def tokenize(self, text: str, *, special: bool = False) -> list[int]:
+        return self.model.tokenize(text.encode(), add_bos=False, special=special)
+
+    def _prompt_tokens(self, job: Job) -> list[int]:
+        """The prompt's tokens. Only the chat template's own markers become special tokens: what
+        people wrote is tokenized as text, so `<start_of_turn>` in a message cannot forge a turn."""
+        if job.messages is None:
+            return [self.bos, *self.tokenize(job.prompt)] if self.bos >= 0 else self.tokenize(job.prompt)
+        whole = self.formatter(messages=job.messages).prompt
+        marked = self.formatter(messages=[{**m, "content": f"\ue000{i}\ue001"}
+                                          for i, m in enumerate(job.messages)]).prompt
+        parts = _PLACEHOLDER.split(marked)  # template text, message index, template text, ...
+        # Templates may trim what people wrote; the variant that renders the same text is the one.
+        for shape in (str, str.strip):
+            pieces = [(part, True) if i % 2 == 0 else (shape(job.messages[int(part)]["content"]), False)
+                      for i, part in enumerate(parts)]
+            if "".join(text for text, _ in pieces) == whole:
+                break
+        else:
+            raise ApiError(400, "The chat template changes message contents in a way Lanthorn cannot "
+                           "tokenize safely.", code="unsupported_template", param="messages")
+        return [token for text, special in pieces if text for token in self.tokenize(text, special=special)]
+
+    # The scheduler
+
     def _loop(self) -> None:
+        retiring = False
         while True:
-            job = self._jobs.get()
-            if job is None:
-                log.info("unloading %s", self.llm.model_path)
-                self.llm.close()
+            active = [s for s in self.slots if s.job is not None]
+            if not active and not self._waiting:
+                if retiring:
+                    break
+                job = self._jobs.get()  # idle: sleep until a request comes
+                if job is None:
+                    retiring = True
+                    continue
+                self._waiting.append(job)
+            while True:  # everything that arrived meanwhile
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    retiring = True
+                else:
+                    self._waiting.append(job)
+            self._admit()
+            try:
+                self._step()
+            except Exception as exc:  # a broken model must fail its requests, not the loop
+                log.exception("a decoding step failed")
+                for slot in self.slots:
+                    if slot.job is not None:
+                        self._finish(slot, error=ApiError(500, f"generation failed: {exc}",
+                                                          code="server_error"))
+        log.info("unloading %s", self.path)
+        llama_cpp.llama_batch_free(self.batch)
+        self.ctx.close()
+        self.model.close()
+
+    def _admit(self) -> None:
+        """Gives waiting jobs free slots, preferring the slot that holds the longest prefix."""
+        while self._waiting:
+            free = [s for s in self.slots if s.job is None]
+            if not free:
                 return
-            self.busy = True
+            job = self._waiting.pop(0)
             try:
                 if job.is_cancelled():
                     job.finish_reason = "cancelled"
-                else:
-                    self._run(job)
+                    job.done.set()
+                    continue
+                tokens = self._prompt_tokens(job)
+                job.prompt_tokens = len(tokens)
+                room = self.n_ctx - len(tokens)
+                if room <= 0:
+                    raise ApiError(
+                        400, f"This model's maximum context length is {self.n_ctx} tokens, "
+                        f"but the prompt has {len(tokens)} tokens.", code="context_length_exceeded",
+                        param="messages" if job.messages is not None else "prompt")
+                slot = max(free, key=lambda s: (_common(s.cached, tokens), -s.used))
+                slot.start(job, tokens, _sampler(job), min(job.max_tokens, room))
             except ApiError as exc:
                 job.error = exc
-            except Exception as exc:  # a bug or a broken model must fail the request, not the loop
-                log.exception("generation failed")
-                job.error = ApiError(500, f"generation failed: {exc}", code="server_error")
-            finally:
-                self.busy = False
                 job.done.set()
+                continue
+            except Exception as exc:
+                log.exception("could not start a generation")
+                job.error = ApiError(500, f"generation failed: {exc}", code="server_error")
+                job.done.set()
+                continue
+            # Reuse whole chunks of the prefix it holds (and at least the last prompt token to evaluate).
+            keep = min(_common(slot.cached, tokens), len(tokens) - 1) // CHUNK * CHUNK
+            llama_cpp.llama_memory_seq_rm(self.ctx.memory, slot.seq_id, keep, -1)
+            slot.cached = tokens[:keep]
+            job.cached_tokens = keep
+            if slot.limit <= 0:
+                self._finish(slot, "length")
 
-    def _prompt_tokens(self, job: Job) -> list[int]:
-        if job.messages is not None:
-            result = self.formatter(messages=job.messages)
-            return self.llm.tokenize(result.prompt.encode(), add_bos=not result.added_special,
-                                     special=True)
-        return self.llm.tokenize(job.prompt.encode(), add_bos=True, special=False)
+    def _step(self) -> None:
+        """One step: the next token of every generating sequence in one decode, then prompt chunks."""
+        self._steps += 1
+        generating, prompting = [], []
+        for slot in self.slots:
+            if slot.job is None:
+                continue
+            if slot.job.is_cancelled():
+                self._finish(slot, "cancelled")
+                continue
+            slot.used = self._steps
+            (generating if slot.next_token is not None else prompting).append(slot)
+        if generating:
+            self._decode([(slot, [slot.next_token], True) for slot in generating])
+        budget = PROMPT_BUDGET
+        for slot in prompting:
+            # Up to the next chunk boundary, and alone in its decode: the same prompt is evaluated
+            # in the same pieces and batch shapes whatever else runs, so its KV is the same.
+            start = len(slot.cached)
+            end = min(len(slot.tokens), (start // CHUNK + 1) * CHUNK)
+            if end - start > budget:
+                break
+            budget -= end - start
+            self._decode([(slot, slot.tokens[start:end], end == len(slot.tokens))])
 
-    def _run(self, job: Job) -> None:
-        llm = self.llm
-        tokens = self._prompt_tokens(job)
-        job.prompt_tokens = len(tokens)
-        room = self.n_ctx - len(tokens)
-        if room <= 0:
-            raise ApiError(
-                400, f"This model's maximum context length is {self.n_ctx} tokens, "
-                f"but the prompt has {len(tokens)} tokens.",
-                code="context_length_exceeded", param="messages" if job.messages is not None else "prompt")
-        limit = min(job.max_tokens, room)
-        llm.set_seed(job.seed if job.seed is not None else random.getrandbits(31))
-        # Bytes of a character split across tokens wait here until the character is whole.
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopFilter(job.stop)
-        finish = "length"
-        generated = 0
-        if limit > 0:
-            for token in llm.generate(tokens, temp=job.temperature, top_p=job.top_p, reset=True):
-                if token in self.stop_ids:
-                    finish = "stop"
-                    break
-                generated += 1
-                text, stopped = stops.feed(decoder.decode(llm.detokenize([token])))
-                if text:
-                    job.on_token(text)
-                if stopped:
-                    finish = "stop"
-                    break
-                if generated >= limit:
-                    break
-                if job.is_cancelled():
-                    finish = "cancelled"
-                    break
-        if finish != "stop":
-            rest, _ = stops.feed(decoder.decode(b"", final=True))
-            rest += stops.flush()
+    def _decode(self, items: list[tuple[Slot, list[int], bool]]) -> None:
+        """Evaluates tokens of some slots' sequences (each at the end of what its stream holds) and
+        samples the next token of those whose last token wants it."""
+        batch, rows, sampling = self.batch, 0, []
+        for slot, tokens, logits in items:
+            slot.next_token = None
+            for i, token in enumerate(tokens):
+                batch.token[rows] = token
+                batch.pos[rows] = len(slot.cached)
+                batch.n_seq_id[rows] = 1
+                batch.seq_id[rows][0] = slot.seq_id
+                batch.logits[rows] = logits and i == len(tokens) - 1
+                slot.cached.append(token)
+                rows += 1
+            if logits:
+                sampling.append((slot, rows - 1))
+        batch.n_tokens = rows
+        status = llama_cpp.llama_decode(self.ctx.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        for slot, row in sampling:
+            self._sampled(slot, llama_cpp.llama_sampler_sample(slot.sampler.sampler, self.ctx.ctx, row))
+
+    def _sampled(self, slot: Slot, token: int) -> None:
+        job = slot.job
+        if token in self.stop_ids:
+            return self._finish(slot, "stop")
+        slot.generated += 1
+        text, stopped = slot.stops.feed(slot.decoder.decode(self._piece(token)))
+        if text:
+            job.on_token(text)
+        if stopped:
+            return self._finish(slot, "stop")
+        if slot.generated >= slot.limit:
+            return self._finish(slot, "length")
+        slot.next_token = token
+
+    def _piece(self, token: int) -> bytes:
+        """The token's bytes as text (a special token, such as a stray turn marker, gives none)."""
+        n = llama_cpp.llama_token_to_piece(self.model.vocab, token, self._piece_buffer, 256, 0, False)
+        return self._piece_buffer.raw[:n] if n > 0 else b""
+
+    def _finish(self, slot: Slot, finish: str = "", *, error: ApiError | None = None) -> None:
+        job = slot.job
+        if error is None and finish != "stop":
+            rest, _ = slot.stops.feed(slot.decoder.decode(b"", final=True))
+            rest += slot.stops.flush()
             if rest:
                 job.on_token(rest)
-        job.completion_tokens = generated
+        job.completion_tokens = slot.generated
         job.finish_reason = finish
+        job.error = error
+        slot.job = slot.sampler = None
+        if error is not None:  # what the failed step left in the stream is unknown
+            llama_cpp.llama_memory_seq_rm(self.ctx.memory, slot.seq_id, -1, -1)
+            slot.cached = []
+        job.done.set()
 
+
+def _common(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _sampler(job: Job) -> LlamaSampler:
+    """The request's own sampler chain: greedy at temperature 0, else top-p, temperature, seeded draw."""
+    sampler = LlamaSampler()
+    if job.temperature <= 0:
+        sampler.add_greedy()
+    else:
+        sampler.add_top_p(job.top_p, 1)
+        sampler.add_temp(job.temperature)
+        sampler.add_dist(job.seed if job.seed is not None else random.getrandbits(31))
+    return sampler
 
 _engines: dict[tuple, Engine] = {}
 _current: dict[str, tuple] = {}  # model name → key of the engine serving its active version

@@ -20,6 +20,7 @@ from core.actions import announce
 from core.errors import ApiError
 from core.workers import INFERENCE, live_workers, serving
 from core.validation import first_error
+from inference import answer_cache
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
 from registry.models import Model
 
@@ -71,6 +72,9 @@ class Prepared:
     job: dict  # for the worker: sampling and messages or prompt; for embeddings, the inputs
     kind: str = "chat"  # chat, completion or embedding
     encoding_format: str = "float"  # embeddings: float or base64
+    cached: dict | None = None  # a cache hit: the stored answer, and no worker involved
+    cache_key: str | None = None  # a miss that may be stored: where its answer goes, for how long
+    cache_ttl: int = 0
 
     @property
     def max_tokens(self) -> int:
@@ -136,8 +140,14 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
     if settings.LANTHORN_AUDIT_CONTENT:
         call.prompt, call.answer = job.get("messages", job.get("prompt")), []
     options = params.get("stream_options") or {}
-    return Prepared(stream=params["stream"], include_usage=options.get("include_usage", False),
-                    model=model.name, version_id=version.id, load=model.load_config(), job=job, kind=kind)
+    prepared = Prepared(stream=params["stream"], include_usage=options.get("include_usage", False),
+                        model=model.name, version_id=version.id, load=model.load_config(), job=job, kind=kind)
+    if model.cache:
+        prepared.cache_key = answer_cache.cache_key(digest=version.digest, kind=kind, job=job)
+        prepared.cache_ttl = model.cache_ttl
+        if prepared.cache_key:
+            prepared.cached = answer_cache.lookup(prepared.cache_key)
+    return prepared
 
 
 def enqueue_request(*, call: ApiCall, prepared: Prepared, reply_channel: str) -> None:

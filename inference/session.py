@@ -34,12 +34,13 @@ from django.db import DatabaseError
 
 from console import limits
 from console import services as console_services
+from core import metrics
 from core.anonymous import count_refusal
 from core.errors import ApiError, invalid_key
 from core.logs import bind
 from core.redis import redis_client
 from core.workers import serving, worker_alive
-from inference import services
+from inference import answer_cache, services
 from inference.cancel import request_cancel
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,10 @@ def parse_body(body: bytes | str):
         raise ApiError(400, "We could not parse the JSON body of your request "
                        "(it is not JSON, or it is nested too deeply).") from None
 
+_store_answer = sync_to_async(answer_cache.store, thread_sensitive=False)
+
+CACHED = "cached"  # the usage row's outcome for an answer that came from the response cache
+
 _anchored: set = set()
 
 
@@ -175,6 +180,7 @@ class RequestSession:
         self._channel: str | None = None
         self._receiver: asyncio.Future | None = None
         self._run_id: str | None = None
+        self._pieces: list[str] = []  # the answer so far, when it may go to the response cache
 
     @property
     def request_id(self) -> str:
@@ -217,10 +223,12 @@ class RequestSession:
                 log.exception("could not check the limits of request %s", self.request_id)
                 raise ApiError(503, "Lanthorn cannot reach Redis to check this request's limits.",
                                code="service_unavailable") from None
+            self.prepared = prepared
+            if prepared.cached is not None:  # a cache hit: events() replays it, no worker involved
+                return prepared
             await _anchor(self._layer)
             self._channel = await self._layer.new_channel(prefix="req.")
             self._run_id = await _redis_run_id()
-            self.prepared = prepared
             await _enqueue(call=self.call, prepared=prepared, reply_channel=self._channel)
         except ApiError as error:
             await self.fail(error)
@@ -235,6 +243,10 @@ class RequestSession:
     async def events(self) -> AsyncIterator[Event]:
         """The request's events until Done, Embedded or Failed (all final). Never hangs: a request whose
         worker is missing, dies or goes quiet ends with Failed."""
+        if self.prepared.cached is not None:
+            async for event in self._replay(self.prepared.cached):
+                yield event
+            return
         worker: str | None = None
         last_event = time.monotonic()
         deadline = self.call.started + settings.LANTHORN_REQUEST_TIMEOUT
@@ -275,12 +287,16 @@ class RequestSession:
                     if self.call.answer is not None:
                         self.call.answer.extend(message["text"])
                     self.sent_text = True
+                    if self.prepared.cache_key:
+                        self._pieces.extend(message["text"])
                     yield Text(message["text"])
                 elif kind == "inference.done":
                     done = Done(message["finish_reason"], message["prompt_tokens"], message["completion_tokens"])
                     call = self.call
                     call.finish_reason = done.finish_reason
                     call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
+                    if self.prepared.cache_key and done.finish_reason in ("stop", "length"):
+                        await self._remember(done)
                     await self._finish()
                     yield done
                     return
@@ -301,6 +317,29 @@ class RequestSession:
             if not self.finished:  # the door stopped listening without saying why
                 await self.cancel()
             self._close()
+
+    async def _replay(self, answer: dict) -> AsyncIterator[Event]:
+        """A cache hit: the stored answer's events, as a worker would have sent them."""
+        call = self.call
+        done = Done(answer["finish_reason"], answer["prompt_tokens"], answer["completion_tokens"])
+        call.ttft = time.monotonic() - call.started
+        call.finish_reason, call.outcome = done.finish_reason, CACHED
+        metrics.CACHE_HITS.labels(call.model_name).inc()
+        call.prompt_tokens, call.completion_tokens = done.prompt_tokens, done.completion_tokens
+        yield Started(CACHED)
+        if answer["pieces"]:
+            self.sent_text = True
+            yield Text(answer["pieces"])
+        await self._finish()
+        yield done
+
+    async def _remember(self, done: Done) -> None:
+        answer = {"pieces": self._pieces, "finish_reason": done.finish_reason,
+                  "prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens}
+        try:
+            await _store_answer(self.prepared.cache_key, answer, ttl=self.prepared.cache_ttl)
+        except Exception:
+            log.warning("could not store the answer of request %s", self.call.request_id, exc_info=True)
 
     async def cancel(self) -> None:
         """Stops the generation in the worker (it checks between tokens) and records the request
@@ -378,6 +417,9 @@ class RequestSession:
 
     def _close(self) -> None:
         if self._channel is None:
+            return
+        if self.prepared is not None and self.prepared.cached is not None:  # never subscribed
+            self._channel = None
             return
         if self._receiver is None:  # the pub/sub layer unsubscribes a channel when its receive is cancelled
             self._receiver = asyncio.ensure_future(self._layer.receive(self._channel))

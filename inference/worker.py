@@ -70,9 +70,11 @@ def run_generation(*, request_id: str, reply_channel: str, version_id: int, load
 
 
 def preload_models() -> list[str]:
-    """Loads every active model that this worker serves (LANTHORN_WORKER_MODELS, else all), so no
-    request waits for a load; returns the names of those it loaded."""
-    models = Model.objects.select_related("active_version").filter(active_version__isnull=False)
+    """Loads every active model that this worker serves (LANTHORN_WORKER_MODELS, else all, and only
+    those whose `max_workers` this worker's index is below), so no request waits for a load;
+    returns the names of those it loaded."""
+    models = Model.objects.select_related("active_version").filter(
+        active_version__isnull=False, max_workers__gt=settings.LANTHORN_WORKER_INDEX)
     if settings.LANTHORN_WORKER_MODELS:
         models = models.filter(name__in=settings.LANTHORN_WORKER_MODELS)
     loaded = []

@@ -64,8 +64,8 @@ class Worker:
 
     FIRST_BACKOFF, MAX_BACKOFF, STEADY = 1.0, 30.0, 60.0
 
-    def __init__(self, *, jobs: bool = False) -> None:
-        self.jobs = jobs
+    def __init__(self, *, index: int = 0, jobs: bool = False) -> None:
+        self.index, self.jobs = index, jobs
         self.label = "the jobs worker" if jobs else "the worker"
         self.backoff = self.FIRST_BACKOFF
         self.proc = self._start()
@@ -73,7 +73,7 @@ class Worker:
 
     def _start(self) -> subprocess.Popen:
         self.started = time.monotonic()
-        return processes.start_worker(jobs=self.jobs)
+        return processes.start_worker(index=self.index, jobs=self.jobs)
 
     def tend(self) -> None:
         """Called every half second: notices a death, restarts when its back-off is over."""
@@ -148,12 +148,18 @@ def main() -> None:
         except ValueError as exc:  # a setting with a bad value names its variable
             raise LaunchError(f"configuration: {exc}") from exc
         password = setup()
-        worker = Worker()
-        jobs = Worker(jobs=True)  # pulls and checks never take a model's threads
+        from django.db.models import Max
+
+        from registry.models import Model
+
+        # As many workers as a model wants (`max_workers`), and the jobs worker (pulls and checks
+        # never take a model's threads); each one restarted when it dies.
+        workers = [Worker(index=i) for i in range(Model.objects.aggregate(n=Max("max_workers"))["n"] or 1)]
+        workers.append(Worker(jobs=True))
         server = processes.start_server(host=host, port=port)
         grpc = processes.start_grpc(host=grpc_host, port=grpc_port)
         others = children[:]  # Redis, when private
-        children += [worker.proc, jobs.proc, server, grpc]
+        children += [*(w.proc for w in workers), server, grpc]
         url = f"http://{host}:{port}"
         try:
             processes.wait_healthy(url, children)
@@ -169,9 +175,9 @@ def main() -> None:
                   "`.venv/bin/python manage.py changepassword admin`)")
         print("Press Ctrl-C to stop.", flush=True)
         while all(proc.poll() is None for proc in [*others, server, grpc]):
-            worker.tend()
-            jobs.tend()
-            children[:] = [*others, worker.proc, jobs.proc, server, grpc]
+            for worker in workers:
+                worker.tend()
+            children[:] = [*others, *(w.proc for w in workers), server, grpc]
             time.sleep(0.5)
         raise LaunchError("the server, the gRPC server or Redis stopped; shutting down")
     except KeyboardInterrupt:

@@ -35,10 +35,11 @@ def spawn(args: list, *, env: dict | None = None, **kwargs) -> subprocess.Popen:
 
 
 def start_worker(*, env: dict | None = None, loglevel: str = "INFO", models: list[str] | None = None,
-                 jobs: bool = False, stderr=None) -> subprocess.Popen:
-    """`lanthorn worker`: for every model, or for `models` only; or (`jobs`) the worker of
-    background jobs: pulls and checks."""
-    only = ["--jobs"] if jobs else ["--models", ",".join(models)] if models else []
+                 index: int = 0, jobs: bool = False, stderr=None) -> subprocess.Popen:
+    """`lanthorn worker`: for every model, or for `models` only; worker `index` (0, 1, ...) serves the
+    models whose `max_workers` is more than its index; or (`jobs`) the worker of background jobs:
+    pulls and checks."""
+    only = ["--jobs"] if jobs else ["--index", str(index), *(["--models", ",".join(models)] if models else [])]
     return spawn([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel, *only], env=env,
                  stderr=stderr)
 

@@ -356,3 +356,8 @@ LOGGING["handlers"]["console"].update(formatter=LANTHORN_LOG_FORMAT, filters=["r
 MIDDLEWARE.insert(0, "core.logs.RequestIdMiddleware")
 # `lanthorn doctor` reports a model's queue as backing up past this many waiting requests.
 LANTHORN_QUEUE_BACKLOG = envint("LANTHORN_QUEUE_BACKLOG", "20")
+
+# Batching and the response cache (inference.engine, inference.answer_cache).
+# Which of a model's `max_workers` this worker process is (set by `lanthorn worker --index`): worker
+# N serves and preloads the models whose max_workers is more than N.
+LANTHORN_WORKER_INDEX = envint("LANTHORN_WORKER_INDEX", "0")

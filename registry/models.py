@@ -28,6 +28,14 @@ class Model(models.Model):
     n_threads = models.PositiveIntegerField(null=True, blank=True, help_text="empty: all cores")
     n_gpu_layers = models.IntegerField(default=0)
     gpu_id = models.PositiveIntegerField(default=0)
+    slots = models.PositiveIntegerField(default=4, help_text="requests a worker decodes together")
+    invariant = models.BooleanField(
+        default=True, help_text="greedy answers independent of what runs beside them (weights not repacked)")
+    max_workers = models.PositiveIntegerField(
+        default=1, help_text="worker processes that serve it (they share the weights through mmap)")
+    # The response cache: deterministic requests (temperature 0 or a seed) answered from Redis.
+    cache = models.BooleanField(default=True, help_text="answer repeated deterministic requests from the cache")
+    cache_ttl = models.PositiveIntegerField(default=3600, help_text="seconds a cached answer is kept")
     # Sampling defaults: what a request gets when it does not say.
     temperature = models.FloatField(default=0.8)
     top_p = models.FloatField(default=0.95)
@@ -52,6 +60,8 @@ class Model(models.Model):
             "n_threads": self.n_threads,
             "n_gpu_layers": self.n_gpu_layers,
             "gpu_id": self.gpu_id,
+            "slots": self.slots,
+            "invariant": self.invariant,
         }
 
     def config(self) -> dict:
@@ -63,7 +73,8 @@ class Model(models.Model):
         }
 
 
-CONFIG_FIELDS = ("n_ctx", "n_threads", "n_gpu_layers", "gpu_id", "temperature", "top_p", "max_tokens")
+CONFIG_FIELDS = ("n_ctx", "n_threads", "n_gpu_layers", "gpu_id", "slots", "invariant", "max_workers",
+                 "temperature", "top_p", "max_tokens", "cache", "cache_ttl")
 
 
 class ModelVersion(models.Model):

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from core.validation import StrictFloatField, StrictIntegerField
+from core.validation import StrictBooleanField, StrictFloatField, StrictIntegerField
 from registry.models import Check, Pull
 
 MAX_CONTEXT = 1 << 20
@@ -25,6 +25,11 @@ class LoadConfigSerializer(StrictFieldsMixin, serializers.Serializer):
     n_threads = StrictIntegerField(min_value=1, max_value=512, required=False, allow_null=True)
     n_gpu_layers = StrictIntegerField(min_value=-1, max_value=10_000, required=False)
     gpu_id = StrictIntegerField(min_value=0, max_value=64, required=False)
+    slots = StrictIntegerField(min_value=1, max_value=64, required=False)
+    invariant = StrictBooleanField(required=False)
+    max_workers = StrictIntegerField(min_value=1, max_value=64, required=False)
+    cache = StrictBooleanField(required=False)
+    cache_ttl = StrictIntegerField(min_value=1, max_value=30 * 86400, required=False)
     temperature = StrictFloatField(min_value=0, max_value=2, required=False)
     top_p = StrictFloatField(min_value=0, max_value=1, required=False)
     max_tokens = StrictIntegerField(min_value=1, max_value=MAX_CONTEXT, required=False)

@@ -3,6 +3,8 @@
 import os
 import sys
 
+JOBS_SLOTS = 4  # the jobs a jobs worker runs at once (pulls, checks)
+
 
 def cmd_run(args) -> None:
     from lanthorn import launcher
@@ -59,19 +61,29 @@ def cmd_worker(args) -> None:
         if args.models:
             raise CommandError("--jobs and --models do not go together: a jobs worker serves no model")
         queues, name, names = JOBS_QUEUE, "lanthorn-jobs", []
+        slots = args.slots or JOBS_SLOTS
     else:
         names = [n.strip() for n in (args.models or "").split(",") if n.strip()] or settings.LANTHORN_WORKER_MODELS
         if names:
             unknown = sorted(set(names) - set(Model.objects.filter(name__in=names).values_list("name", flat=True)))
             if unknown:
                 raise CommandError(f"no model named {', '.join(unknown)} (`lanthorn list` shows the models)")
-            queues = ",".join(Model(name=n).queue for n in names)
+            models = list(Model.objects.filter(name__in=names))
+            queues = ",".join(m.queue for m in models)
         else:
-            queues = ",".join(["lanthorn", *(m.queue for m in Model.objects.all())])
+            # Worker `index` serves the models that want more than `index` workers; worker 0 also
+            # takes the default queue.
+            models = [m for m in Model.objects.all() if m.max_workers > args.index]
+            queues = ",".join(["lanthorn", *(m.queue for m in models)] if args.index == 0 else
+                              [m.queue for m in models] or ["lanthorn"])
+        # A request holds its Celery thread while its model's engine batches it: one thread per
+        # slot, and two for other tasks.
+        slots = args.slots or sum(m.slots for m in models) + 2
         name = "lanthorn"
     os.environ["LANTHORN_WORKER_MODELS"] = ",".join(names)
+    os.environ["LANTHORN_WORKER_INDEX"] = str(args.index)
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
-                              "--pool", "threads", "--concurrency", str(args.slots),
+                              "--pool", "threads", "--concurrency", str(slots),
                               "--queues", queues, "--loglevel", args.loglevel,
                               "--hostname", f"{name}-{os.getpid()}@%h", "--without-gossip",
                               "--without-mingle"])
@@ -90,8 +102,10 @@ def register(sub) -> None:
     w = sub.add_parser("worker", help="run an inference worker (--jobs: the worker of pulls and checks)")
     w.add_argument("--models", help="serve only these models (comma-separated); default: every model")
     w.add_argument("--jobs", action="store_true", help="run background jobs (pulls, checks) instead of models")
-    w.add_argument("--slots", "--concurrency", type=int, default=4,
-                   help="requests (or jobs) this worker takes at once (default 4)")
+    w.add_argument("--slots", "--concurrency", type=int, default=None,
+                   help=f"requests this worker takes at once (default: its models' slots, plus 2; "
+                        f"with --jobs, the jobs it runs at once, default {JOBS_SLOTS})")
+    w.add_argument("--index", type=int, default=0, help="which of a model's max_workers this is")
     w.add_argument("--loglevel", default="INFO")
     w.add_argument("--healthcheck", action="store_true",
                    help="exit 0 when a worker on this host sends heartbeats, else 1 (for container health checks)")

@@ -106,13 +106,13 @@ def test_it_accepts_the_active_versions_own_file_as_model_path(model):
     assert saved(model)["top_p"] == 0.7
 
 
-def test_the_export_has_model_path_and_all_seven_fields(model):
+def test_the_export_has_model_path_and_every_field(model):
     services.set_config(model=model, values={"n_ctx": 1024, "temperature": 0.3})
 
     config = Model.objects.get(pk=model.pk).config()
 
     assert list(config) == ["model_path", *CONFIG_FIELDS]
-    assert len(CONFIG_FIELDS) == 7
+    assert len(CONFIG_FIELDS) == 12
     assert config["model_path"] == str(model.active_version.path)
     assert config["n_ctx"] == 1024
     assert config["temperature"] == 0.3
@@ -169,3 +169,17 @@ def test_import_refuses_an_invalid_value_naming_it(model):
 
     assert raised.value.param == "top_p"
     assert raised.value.message == "top_p: Ensure this value is less than or equal to 1."
+
+
+def test_it_sets_the_batching_and_cache_fields(model):
+    services.set_config(model=model, values={"slots": 8, "invariant": False, "max_workers": 2,
+                                             "cache": False, "cache_ttl": 60})
+    saved = Model.objects.get(pk=model.pk)
+    assert (saved.slots, saved.invariant, saved.max_workers, saved.cache, saved.cache_ttl) == (8, False, 2, False, 60)
+    assert saved.load_config()["slots"] == 8 and saved.load_config()["invariant"] is False
+
+
+def test_it_refuses_zero_slots(model):
+    with pytest.raises(services.RegistryError) as raised:
+        services.set_config(model=model, values={"slots": 0})
+    assert raised.value.param == "slots"

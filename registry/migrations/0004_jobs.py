@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0002_checks_and_pulls'),
+        ('registry', '0003_batching'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
