@@ -192,7 +192,9 @@ def _remove(*, name: str, number: int | None, force: bool) -> dict:
             raise RegistryError(f"{name} is serving (version {model.active_version.number} is active): "
                                 f"remove one of its other versions, or force the removal of the whole model",
                                 code="version_active", status=409)
-        model.delete()
+        with transaction.atomic():  # under the model's lock, as pulls record their version
+            Model.objects.select_for_update().filter(pk=model.pk).first()
+            model.delete()
         removed = name
     return {"removed": removed, **collect_garbage()}
 
@@ -371,10 +373,16 @@ def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
             log.exception("pull %s failed", pull.pk)
             ending = {"status": Pull.FAILED, "phase": "failed", "error": f"{type(exc).__name__}: {exc}"}
         with transaction.atomic():  # the pull's row and its audit event, together
+            if pull.version is not None:
+                # Under the model's lock, as removals take it: a version removed since the pull
+                # added it is not referred to (on PostgreSQL the reference would break the removal).
+                Model.objects.select_for_update().filter(pk=pull.version.model_id).first()
+                if not ModelVersion.objects.filter(pk=pull.version.pk).exists():
+                    pull.version = None
             jobs.end(pull, reporter, **ending)
-            done = pull.status == Pull.DONE
+            done = pull.status == Pull.DONE and pull.version is not None
             announce("model.pull", actor=pull.requested_by, target=pull.version.label if done else pull.name,
-                     outcome={Pull.DONE: "ok", Pull.CANCELLED: "cancelled"}.get(pull.status, "error"),
+                     outcome="ok" if done else "cancelled" if pull.status == Pull.CANCELLED else "error",
                      details={"source": pull.source, "pull": str(pull.pk),
                               "digest": pull.version.digest if done else None,
                               "bytes_transferred": pull.transferred_bytes, "error": pull.error or None})

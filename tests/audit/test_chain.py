@@ -31,6 +31,7 @@ def test_concurrent_appends_make_one_chain():
         thread.join(timeout=120)
 
     assert not errors
-    assert AuditEvent.objects.count() == 80
+    # (a late event of an earlier test's request may land meanwhile: count this test's own)
+    assert AuditEvent.objects.filter(action="test.append").count() == 80
     status = services.verify_trail()
-    assert status.ok and status.count == 80
+    assert status.ok and status.count >= 80

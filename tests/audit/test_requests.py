@@ -5,6 +5,7 @@ import pytest
 
 from audit import services
 from console.models import UsageRecord
+from core.anonymous import refusal_counts
 from tests.audit.helpers import events_of
 from tests.inference.helpers import chat, sse_events
 
@@ -27,10 +28,13 @@ def test_it_records_a_streamed_chat_request_once_with_its_key_model_and_tokens(a
     assert services.verify_trail().ok
 
 
-def test_it_records_a_completion_refused_for_a_bad_key(stack, default_model):
+def test_it_counts_a_completion_refused_for_a_bad_key_instead_of_recording_it(stack, default_model):
+    """Nobody was authenticated: a flood of these must not grow the trail (issue 8); they are
+    counted per reason in Redis (core.anonymous)."""
+    before = refusal_counts().get("invalid_api_key", 0)
     response = httpx.post(f"{stack.url}/v1/completions", json={"model": "gemma3-270m", "prompt": "Hi"},
                           headers={"Authorization": "Bearer lt-wrong"}, timeout=30)
 
     assert response.status_code == 401
-    [event] = events_of("request.completion")
-    assert (event.actor_id, event.outcome, event.details["status_code"]) == (None, "error", 401)
+    assert events_of("request.completion") == []
+    assert refusal_counts().get("invalid_api_key", 0) == before + 1

@@ -12,9 +12,9 @@ from tests.browser.conftest import screenshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAV = {
-    "admin": ["Dashboard", "Models", "Playground", "API keys", "Users"],
+    "admin": ["Dashboard", "Models", "Playground", "API keys", "Users", "Audit"],
     "member": ["Dashboard", "Models", "Playground", "API keys"],
-    "auditor": ["Dashboard", "Models"],
+    "auditor": ["Dashboard", "Models", "Audit"],
     "outsider": ["Dashboard", "Models", "Playground", "API keys"],
 }
 

@@ -9,6 +9,7 @@ import pytest
 
 from console.models import UsageRecord
 from core.redis import redis_client
+from core.workers import beat
 from inference.session import Failed, RequestSession
 from lanthorn import processes, redis_server
 from tests.hardening.monitor import Published
@@ -56,6 +57,9 @@ def own_redis(settings, tmp_path):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
                                            "CONFIG": {"hosts": [url]}}}
     redis_client.cache_clear()
+    # The stack's worker takes the job from the stack's broker; here its presence is announced in
+    # this Redis too, where the session checks that a worker serves the model before queueing.
+    beat(worker="stack-worker", models=None)
     box = {"proc": proc, "url": url, "dir": tmp_path / "redis"}
     yield box
     processes.stop([box["proc"]])
