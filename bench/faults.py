@@ -73,9 +73,11 @@ def children(pid: int) -> list[int]:
 
 
 def worker_pid(launcher: int) -> int | None:
+    """The launcher's inference worker (not its jobs worker, Celery hostname lanthorn-jobs-...)."""
     for pid in children(launcher):
         try:
-            if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"celery" in cmdline and b"lanthorn-jobs" not in cmdline:
                 return pid
         except OSError:
             pass

@@ -38,7 +38,9 @@ def navigation(request) -> dict:
         "role": role,
         "nav": {
             "dashboard": role is not None,
+            "usage": role is not None,  # members read their own rows
             "models": role is not None,
+            "jobs": role == roles.ADMIN,
             "playground": role in (roles.ADMIN, roles.MEMBER),
             "keys": role in (roles.ADMIN, roles.MEMBER),
             "users": role == roles.ADMIN,

@@ -125,3 +125,45 @@ class PullForm(forms.Form):
     sha256 = forms.CharField(required=False, label="sha256 (optional)",
                              widget=forms.TextInput(attrs={"placeholder": "64 hex digits", "autocomplete": "off",
                                                            "size": 30}))
+
+
+class UsageFilterForm(forms.Form):
+    """The Usage page's filters (all optional). Members filter their own rows; the user filter is
+    for admins and auditors."""
+
+    STATUSES = [("", "any"), ("ok", "ok"), ("error", "error"), ("cancelled", "cancelled")]
+
+    user = forms.ModelChoiceField(queryset=None, required=False, empty_label="anyone", to_field_name="username")
+    key = forms.ModelChoiceField(queryset=None, required=False, empty_label="any key")
+    model = forms.CharField(max_length=100, required=False)
+    interface = forms.CharField(max_length=100, required=False, help_text="e.g. /v1/chat/completions")
+    status = forms.ChoiceField(choices=STATUSES, required=False)
+    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def __init__(self, data=None, *, user, **kwargs):
+        from django.contrib.auth import get_user_model
+
+        from console.models import ApiKey
+        from console.roles import can_audit
+
+        super().__init__(data, **kwargs)
+        everyone = can_audit(user)
+        self.fields["user"].queryset = get_user_model().objects.order_by("username")
+        keys = ApiKey.objects.select_related("user").order_by("name")
+        self.fields["key"].queryset = keys if everyone else keys.filter(user=user)
+        if not everyone:
+            del self.fields["user"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            raise forms.ValidationError("The time range ends before it starts.")
+        return data
+
+    def filter(self, rows):
+        data = self.cleaned_data
+        lookups = {"user": data.get("user"), "api_key": data.get("key"), "model_name": data.get("model"),
+                   "endpoint": data.get("interface"), "outcome": data.get("status"),
+                   "created_at__gte": data.get("since"), "created_at__lte": data.get("until")}
+        return rows.filter(**{k: v for k, v in lookups.items() if v not in (None, "")})

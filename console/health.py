@@ -2,8 +2,8 @@
 
 `/healthz` says the process answers and asks nothing else (a load balancer or compose restarts
 what fails it). `/readyz` asks the database, Redis and, for each active model, whether a live
-worker serves it; when not ready it names the component, never an exception's text (the log has
-that).
+worker serves it (jobs workers are counted, not required); when not ready it names the component,
+never an exception's text (the log has that).
 """
 
 import hmac
@@ -19,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from core.errors import ApiError
 from core.redis import redis_client
-from core.workers import live_workers, serving
+from core.workers import INFERENCE, JOBS, live_workers, serving
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +54,32 @@ def readiness() -> dict[str, str]:
         log.warning("readiness: Redis does not answer", exc_info=True)
         checks["redis"] = "Redis does not answer"
         return checks
-    checks["workers"] = "ok" if live_workers() else "no worker is running"
+    checks["workers"] = "ok" if live_workers(kind=INFERENCE) else "no inference worker is running"
     for name in models:
         checks[f"model:{name}"] = "ok" if serving(model=name) else "no live worker serves this model"
     return checks
 
 
+def jobs_workers() -> int | None:
+    """How many jobs workers (pulls, checks) are alive; None when Redis does not answer."""
+    try:
+        return len(live_workers(kind=JOBS))
+    except Exception:
+        return None
+
+
 def readyz(request):
     """200 when the database, Redis and a worker for each active model answer; 503 naming what
-    does not."""
+    does not. `jobs_workers` counts the workers of pulls and checks: none does not make the
+    server unready (pulls and checks wait for one)."""
     checks = readiness()
     failing = {name: state for name, state in checks.items() if state != "ok"}
+    jobs = jobs_workers() if checks.get("redis") == "ok" else None
     if failing:
         reason = "; ".join(f"{name}: {state}" for name, state in failing.items())
-        return JsonResponse({"status": "not ready", "reason": reason, "checks": checks}, status=503)
-    return JsonResponse({"status": "ok", "checks": checks})
+        return JsonResponse({"status": "not ready", "reason": reason, "checks": checks, "jobs_workers": jobs},
+                            status=503)
+    return JsonResponse({"status": "ok", "checks": checks, "jobs_workers": jobs})
 
 
 class _RedisCollector:
@@ -79,7 +90,7 @@ class _RedisCollector:
 
         depth = GaugeMetricFamily("lanthorn_queue_depth", "Requests waiting in a model's queue.",
                                   labels=["model"])
-        alive = GaugeMetricFamily("lanthorn_workers_alive", "Workers with a live heartbeat.")
+        alive = GaugeMetricFamily("lanthorn_workers_alive", "Inference workers with a live heartbeat.")
         try:
             client = redis_client()
             names = list(Model.objects.values_list("name", flat=True))
@@ -88,7 +99,7 @@ class _RedisCollector:
                 pipe.llen(f"model.{name}")
             for name, length in zip(names, pipe.execute()):
                 depth.add_metric([name], length)
-            alive.add_metric([], len(live_workers()))
+            alive.add_metric([], len(live_workers(kind=INFERENCE)))
         except Exception:
             log.warning("metrics: Redis does not answer", exc_info=True)
             return

@@ -109,8 +109,11 @@ def version_activate(request, name, number):
 @admin_required
 @require_POST
 def version_check(request, name, number):
-    result = services.check_version(version=find_version(name, number))
-    return render_model(request, name, check=result)
+    try:
+        check = services.start_check(version=find_version(name, number), user=request.user)
+    except RegistryError as exc:
+        return render_model(request, name, error=exc.message)
+    return render_model(request, name, check_job=check)
 
 
 @admin_required

@@ -79,6 +79,13 @@ class UsageRecord(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The dashboard and the Usage page read time ranges: everyone's (created_at), one
+        # member's, one key's or one model's.
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="usage_user_time"),
+            models.Index(fields=["api_key", "created_at"], name="usage_key_time"),
+            models.Index(fields=["model_name", "created_at"], name="usage_model_time"),
+        ]
 
 
 class Team(models.Model):
@@ -93,3 +100,37 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UsageMinute(models.Model):
+    """The usage rows of one minute and one model, added up as they are written (what the
+    dashboard reads, so a month of rows never slows it): once for everyone (`scope` "") and once
+    for the row's user (`scope` their id), so a member's figures are their own."""
+
+    minute = models.DateTimeField()
+    model_name = models.CharField(max_length=100, blank=True)
+    scope = models.CharField(max_length=20, blank=True, help_text='"" everyone, else a user id')
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "minute", "model_name"], name="usage_minute_key")]
+
+
+class UsageMinuteBucket(models.Model):
+    """How many of a minute's requests to a model had their latency (or TTFT) in one log-spaced
+    bucket (console.selectors.EDGES): the dashboard's percentiles are read from these counts."""
+
+    LATENCY, TTFT = "latency", "ttft"
+
+    minute = models.DateTimeField()
+    model_name = models.CharField(max_length=100, blank=True)
+    scope = models.CharField(max_length=20, blank=True, help_text='"" everyone, else a user id')
+    metric = models.CharField(max_length=10, choices=[(LATENCY, LATENCY), (TTFT, TTFT)])
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "metric", "minute", "model_name", "bucket"],
+                                               name="usage_bucket_key")]

@@ -6,16 +6,17 @@ Refusals are ConsoleError, with a message for people.
 """
 
 import secrets
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from console import roles
-from console.models import ApiKey, Team, UsageRecord, UserLimits, hash_key
+from console.models import ApiKey, Team, UsageMinute, UsageMinuteBucket, UsageRecord, UserLimits, hash_key
 from core.actions import announce
 
 KEY_PREFIX = "lt-"
@@ -286,4 +287,55 @@ def ensure_admin(*, username: str = "admin", password: str | None = None) -> str
 
 
 def record_usage(**fields) -> UsageRecord:
-    return UsageRecord.objects.create(**fields)
+    """Writes a request's usage row and adds it to the per-minute rollup the dashboard reads,
+    in one transaction."""
+    with transaction.atomic():
+        row = UsageRecord.objects.create(**fields)
+        add_to_rollup(rows=[row])
+    return row
+
+
+def add_to_rollup(*, rows) -> None:
+    """Adds usage rows to the per-minute rollup (UsageMinute, UsageMinuteBucket): for everyone
+    and for each row's user. Upserts that add to the counts, so concurrent writers never lose
+    one. Only for rows not added before: `record_usage` does it for each new row; migration
+    0005 and bench/dashboard.py for rows written without it."""
+    from console.selectors import bucket_of
+
+    totals: dict[tuple, list[int]] = {}  # (minute, model, scope) → [requests, errors, completion tokens]
+    buckets: Counter = Counter()  # (minute, model, scope, metric, bucket) → requests
+    for row in rows:
+        minute = row.created_at.replace(second=0, microsecond=0)
+        for scope in [""] + ([str(row.user_id)] if row.user_id else []):
+            key = (minute, row.model_name, scope)
+            sums = totals.setdefault(key, [0, 0, 0])
+            sums[0] += 1
+            sums[1] += row.outcome == "error"
+            sums[2] += row.completion_tokens
+            for metric, value in ((UsageMinuteBucket.LATENCY, row.latency_ms), (UsageMinuteBucket.TTFT, row.ttft_ms)):
+                if value is not None:
+                    buckets[key + (metric, bucket_of(value))] += 1
+    _upsert(UsageMinute, ["minute", "model_name", "scope", "requests", "errors", "completion_tokens"],
+            [(*key, *sums) for key, sums in totals.items()],
+            unique=["scope", "minute", "model_name"])
+    _upsert(UsageMinuteBucket, ["minute", "model_name", "scope", "metric", "bucket", "count"],
+            [(*key, n) for key, n in buckets.items()], unique=["scope", "metric", "minute", "model_name", "bucket"])
+
+
+def _upsert(model, columns: list[str], values: list[tuple], *, unique: list[str], batch: int = 500) -> None:
+    """INSERT ... ON CONFLICT DO UPDATE adding the new counts to the old (SQLite and PostgreSQL
+    alike); the columns after the `unique` ones are the counts."""
+    if not values:
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    counts = [c for c in columns if c not in unique]
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        for start in range(0, len(values), batch):
+            chunk = values[start:start + batch]
+            sql = (f"INSERT INTO {table} ({', '.join(map(quote, columns))}) VALUES {', '.join([row] * len(chunk))} "
+                   f"ON CONFLICT ({', '.join(map(quote, unique))}) DO UPDATE SET "
+                   + ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in counts))
+            cursor.execute(sql, [adapt(v) if isinstance(v, datetime) else v for r in chunk for v in r])

@@ -1,10 +1,16 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from console import model_views, user_views, views
+from console import dashboard_views, job_views, model_views, user_views, views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("dashboard.json", dashboard_views.dashboard_json, name="dashboard-data"),
+    path("usage/", dashboard_views.usage_page, name="usage"),
+    path("usage/<int:pk>/", dashboard_views.usage_detail, name="usage-detail"),
+    path("jobs/", job_views.jobs_page, name="jobs"),
+    path("jobs/<str:kind>/<uuid:job_id>/", job_views.job_detail, name="job-detail"),
+    path("jobs/<str:kind>/<uuid:job_id>/cancel/", job_views.job_cancel, name="job-cancel"),
     path("login/", auth_views.LoginView.as_view(template_name="console/login.html",
                                                 redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

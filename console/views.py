@@ -1,28 +1,22 @@
-"""The web console: a dashboard of models and usage, and the API keys page (htmx for its actions).
+"""The web console: a dashboard of workers, queues, usage figures and charts, and models; the API
+keys page (htmx for its actions).
 
 htmx requests get a partial template (the part of the page they swap); plain requests get
 the whole page, so every action also works without JavaScript.
 """
 
-from datetime import timedelta
-
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, F, Sum
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 from redis.exceptions import RedisError
 
 from console import limits, services
 from console.access import members_only
 from console.forms import ApiKeyForm
-from console.models import ApiKey, UsageRecord
-from console.roles import can_audit, is_admin
+from console.models import ApiKey
+from console.roles import is_admin
 from core.actions import request_origin
-from core.workers import live_workers
 from registry.models import Model
-
-USAGE_ROWS = 50
 
 
 def visible_keys(user):
@@ -30,30 +24,13 @@ def visible_keys(user):
     return keys if is_admin(user) else keys.filter(user=user)
 
 
-def visible_usage(user):
-    """Admins and auditors read everyone's usage; members their own."""
-    rows = UsageRecord.objects.select_related("user", "api_key")
-    return rows if can_audit(user) else rows.filter(user=user)
-
-
-def worker_count() -> int | None:
-    """How many workers sent a heartbeat lately; None when Redis does not answer."""
-    try:
-        return len(live_workers())
-    except RedisError:
-        return None
-
-
 def dashboard_context(request) -> dict:
-    usage = visible_usage(request.user)
-    totals = usage.filter(created_at__gte=timezone.now() - timedelta(hours=24)).aggregate(
-        requests=Count("id"), tokens=Sum(F("prompt_tokens") + F("completion_tokens"))
-    )
+    from console.dashboard_views import REFRESH_SECONDS, dashboard_data
+
     return {
         "models": Model.objects.select_related("active_version"),
-        "workers": worker_count(),
-        "usage": usage[:USAGE_ROWS],
-        "totals": totals,
+        "data": dashboard_data(request.user),  # the first paint; the page's script polls for more
+        "refresh_seconds": REFRESH_SECONDS,
         "base_url": request.build_absolute_uri("/v1"),
     }
 

@@ -7,6 +7,10 @@ Two kinds of key, both refreshed by every heartbeat and both expiring on their o
 - `lanthorn:serving:<model>`: a sorted set of the workers that serve the model, scored by when
   their heartbeat runs out, so that "does anyone serve this model?" is one Redis read.
   A worker started without `--models` serves every model (the set `lanthorn:serving:*`).
+
+A worker's value also says its `kind`: an inference worker (model queues) or a jobs worker (the
+`jobs` queue: pulls and checks), which serves no model; the dashboard shows its `state` and,
+for an inference worker, the versions it has `loaded`.
 """
 
 import hashlib
@@ -22,6 +26,7 @@ from core.redis import redis_client
 WORKER_KEY = "lanthorn:worker:{}"
 SERVING_KEY = "lanthorn:serving:{}"
 ALL_MODELS = "*"
+INFERENCE, JOBS = "inference", "jobs"  # a worker's kind: model queues, or the background jobs queue
 
 
 def worker_name() -> str:
@@ -66,15 +71,18 @@ def forget(*, worker: str, models: list[str] | None = None) -> None:
 
 
 def worker_alive(*, worker: str | None) -> bool:
-    """Whether this worker (any worker, for None) sent a heartbeat lately."""
+    """Whether this worker (any inference worker, for None) sent a heartbeat lately."""
     if worker is None:
-        return bool(live_workers())
+        return bool(live_workers(kind=INFERENCE))
     return bool(redis_client().exists(WORKER_KEY.format(worker)))
 
 
-def live_workers() -> list[str]:
-    prefix = WORKER_KEY.format("")
-    return [k.decode()[len(prefix):] for k in redis_client().scan_iter(match=prefix + "*")]
+def live_workers(*, kind: str | None = None) -> list[str]:
+    """The names of the workers alive now (of one kind, if given)."""
+    if kind is None:
+        prefix = WORKER_KEY.format("")
+        return [k.decode()[len(prefix):] for k in redis_client().scan_iter(match=prefix + "*")]
+    return [w["name"] for w in workers() if w.get("kind", INFERENCE) == kind]
 
 
 def serving(*, model: str) -> bool:

@@ -170,6 +170,11 @@ class Engine:
         self._steps = 0
         threading.Thread(target=self._loop, name=f"engine-{path.name[:19]}", daemon=True).start()
 
+    @property
+    def busy(self) -> bool:
+        """Whether a slot is generating an answer now (for the worker's heartbeat)."""
+        return any(slot.job is not None for slot in self.slots)
+
     def submit(self, job: Job) -> Job | None:
         """Queues the job; None if the engine was retired meanwhile (ask get_engine again)."""
         with self._queue_lock:
@@ -392,6 +397,22 @@ def _sampler(job: Job) -> LlamaSampler:
 _engines: dict[tuple, Engine] = {}
 _current: dict[str, tuple] = {}  # model name → key of the engine serving its active version
 _engines_lock = threading.Lock()
+_loading: dict[str, str] = {}  # model name → digest of the file being loaded now
+
+
+def status() -> dict:
+    """What this process serves, for its heartbeat: each model's loaded version and state
+    (loading, generating, idle) as `loaded` (the heartbeat's `models` are the names it serves),
+    and the process's state (the busiest of them). Reads without the lock, which a load holds
+    for seconds."""
+    models = [{"model": model, "digest": key[0][:12],
+               "state": "generating" if getattr(_engines.get(key), "busy", False) else "idle"}
+              for model, key in list(_current.items())]
+    models += [{"model": model, "digest": digest[:12], "state": "loading"}
+               for model, digest in list(_loading.items())]
+    states = {m["state"] for m in models}
+    state = next((s for s in ("loading", "generating") if s in states), "idle")
+    return {"state": state, "loaded": sorted(models, key=lambda m: m["model"])}
 
 
 def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture: str,
@@ -407,12 +428,15 @@ def get_engine(*, model: str, digest: str, path: Path, load: dict, architecture:
                 raise ApiError(503, f"model file {path.name} is missing from the blob store",
                                code="model_unavailable")
             log.info("loading %s with %s", path.name, load)
+            _loading[model] = digest
             started = time.monotonic()
             try:
                 engine = Engine(path=path, architecture=architecture, chat_template=chat_template, **load)
             except ValueError as exc:
                 raise ApiError(503, f"the model could not be loaded: {exc}",
                                code="model_unavailable") from exc
+            finally:
+                _loading.pop(model, None)
             metrics.MODEL_LOADS.labels(model).inc()
             metrics.MODEL_LOAD_SECONDS.labels(model).observe(time.monotonic() - started)
             _engines[key] = engine

@@ -17,7 +17,7 @@ from grpc_reflection.v1alpha import reflection
 
 from console import services as console_services
 from core.errors import ApiError, invalid_key
-from core.workers import live_workers
+from core.workers import INFERENCE, live_workers
 from inference.grpc_stubs import pb2, pb2_grpc
 from inference.session import Done, Embedded, Failed, RequestSession, Text
 
@@ -130,7 +130,7 @@ async def watch_health(servicer) -> None:
     serving = health_pb2.HealthCheckResponse.SERVING
     while True:
         try:
-            alive = bool(await asyncio.to_thread(live_workers))
+            alive = bool(await asyncio.to_thread(live_workers, kind=INFERENCE))
         except Exception:
             log.warning("the health check could not reach Redis", exc_info=True)
             alive = False

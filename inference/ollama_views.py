@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import ApiError, openai_exception_handler
-from core.workers import live_workers
+from core.workers import INFERENCE, live_workers
 from inference.ollama import model_name
 from registry import services as registry_services
 from registry.models import Model, ModelVersion
@@ -64,7 +64,7 @@ class PsView(OllamaView):
     model at start), with no expiry: Lanthorn keeps them loaded."""
 
     def get(self, request):
-        if not live_workers():
+        if not live_workers(kind=INFERENCE):
             return Response({"models": []})
         return Response({"models": [{**summary(m), "size_vram": 0, "context_length": m.n_ctx}
                                     for m in served_models()]})

@@ -18,7 +18,7 @@ from console.models import ApiKey
 from core import metrics
 from core.actions import announce
 from core.errors import ApiError
-from core.workers import live_workers, serving
+from core.workers import INFERENCE, live_workers, serving
 from core.validation import first_error
 from inference import answer_cache
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
@@ -170,7 +170,7 @@ def check_served(*, model: str) -> None:
     try:
         if serving(model=model):
             return
-        anyone = bool(live_workers())
+        anyone = bool(live_workers(kind=INFERENCE))
     except RedisError:
         raise ApiError(503, "The request queue is not reachable right now.", code="queue_unavailable",
                        headers=retry) from None

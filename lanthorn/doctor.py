@@ -111,16 +111,17 @@ def check_redis() -> list[Check]:
 
 
 def check_workers() -> list[Check]:
-    from core.workers import live_workers, serving
+    from core.workers import INFERENCE, live_workers, serving
     from registry.models import Model
 
     if not _redis_answers():
         return [Check("workers", False, "cannot tell: Redis does not answer", "see the redis check")]
-    if not live_workers():
-        return [Check("workers", False, "no worker is running: no request can be answered",
+    inference = live_workers(kind=INFERENCE)
+    if not inference:
+        return [Check("workers", False, "no inference worker is running: no request can be answered",
                       "start one: `lanthorn worker` (all models) or `lanthorn worker --models NAME`; "
                       "`make run` starts one")]
-    found = [Check("workers", True, f"{len(live_workers())} worker(s) running")]
+    found = [Check("workers", True, f"{len(inference)} inference worker(s) running")]
     for name in Model.objects.filter(active_version__isnull=False).values_list("name", flat=True):
         if serving(model=name):
             found.append(Check(f"worker for {name}", True, f"a live worker serves {name}"))

@@ -5,7 +5,8 @@ However the launcher ends (Ctrl-C, SIGTERM, SIGHUP, a crash, SIGKILL) its childr
 
 Redis: REDIS_URL if set, else one on 127.0.0.1:6379 (a database chosen by LANTHORN_HOME),
 else a private redis-server.
-Then migrate, the admin user, the default model, the worker and the ASGI server.
+Then migrate, the admin user, the default model, the inference worker, the jobs worker
+(pulls, checks), the ASGI server and the gRPC server.
 """
 
 import os
@@ -58,19 +59,21 @@ def _redis(children: list, home: Path) -> str:
 
 
 class Worker:
-    """The launcher's worker: restarted with back-off when it dies, while the server stays up."""
+    """One of the launcher's workers (the inference worker, or with `jobs` the jobs worker):
+    restarted with back-off when it dies, while the server stays up."""
 
     FIRST_BACKOFF, MAX_BACKOFF, STEADY = 1.0, 30.0, 60.0
 
-    def __init__(self, *, index: int = 0) -> None:
-        self.index = index
+    def __init__(self, *, index: int = 0, jobs: bool = False) -> None:
+        self.index, self.jobs = index, jobs
+        self.label = "the jobs worker" if jobs else "the worker"
         self.backoff = self.FIRST_BACKOFF
         self.proc = self._start()
         self.restart_at: float | None = None
 
     def _start(self) -> subprocess.Popen:
         self.started = time.monotonic()
-        return processes.start_worker(index=self.index)
+        return processes.start_worker(index=self.index, jobs=self.jobs)
 
     def tend(self) -> None:
         """Called every half second: notices a death, restarts when its back-off is over."""
@@ -78,13 +81,13 @@ class Worker:
         if self.restart_at is None and self.proc.poll() is not None:
             from core.workers import forget
 
-            try:  # its requests fail at once instead of when its heartbeat expires
-                forget(worker=f"{socket.gethostname()}:{self.proc.pid}")
+            try:  # its requests (or jobs) fail at once instead of when its heartbeat expires
+                forget(worker=f"{socket.gethostname()}:{self.proc.pid}", models=[] if self.jobs else None)
             except Exception:
                 pass
             if now - self.started > self.STEADY:
                 self.backoff = self.FIRST_BACKOFF
-            print(f"lanthorn: the worker exited with status {self.proc.returncode}; restarting it in "
+            print(f"lanthorn: {self.label} exited with status {self.proc.returncode}; restarting it in "
                   f"{self.backoff:.0f} s", file=sys.stderr, flush=True)
             self.restart_at = now + self.backoff
             self.backoff = min(self.backoff * 2, self.MAX_BACKOFF)
@@ -149,8 +152,10 @@ def main() -> None:
 
         from registry.models import Model
 
-        # As many workers as a model wants (`max_workers`); each one restarted when it dies.
+        # As many workers as a model wants (`max_workers`), and the jobs worker (pulls and checks
+        # never take a model's threads); each one restarted when it dies.
         workers = [Worker(index=i) for i in range(Model.objects.aggregate(n=Max("max_workers"))["n"] or 1)]
+        workers.append(Worker(jobs=True))
         server = processes.start_server(host=host, port=port)
         grpc = processes.start_grpc(host=grpc_host, port=grpc_port)
         others = children[:]  # Redis, when private

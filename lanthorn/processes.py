@@ -35,12 +35,13 @@ def spawn(args: list, *, env: dict | None = None, **kwargs) -> subprocess.Popen:
 
 
 def start_worker(*, env: dict | None = None, loglevel: str = "INFO", models: list[str] | None = None,
-                 index: int = 0, stderr=None) -> subprocess.Popen:
+                 index: int = 0, jobs: bool = False, stderr=None) -> subprocess.Popen:
     """`lanthorn worker`: for every model, or for `models` only; worker `index` (0, 1, ...) serves the
-    models whose `max_workers` is more than its index."""
-    only = ["--models", ",".join(models)] if models else []
-    return spawn([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel, "--index", str(index),
-                  *only], env=env, stderr=stderr)
+    models whose `max_workers` is more than its index; or (`jobs`) the worker of background jobs:
+    pulls and checks."""
+    only = ["--jobs"] if jobs else ["--index", str(index), *(["--models", ",".join(models)] if models else [])]
+    return spawn([sys.executable, "-m", "lanthorn.cli", "worker", "--loglevel", loglevel, *only], env=env,
+                 stderr=stderr)
 
 
 def start_server(*, host: str, port: int, env: dict | None = None, stderr=None) -> subprocess.Popen:

@@ -122,47 +122,43 @@ class ModelVersion(models.Model):
 
 
 
-class Pull(models.Model):
-    """One pull of a model from a source, run as a Celery job; its row is the job's progress."""
+class Job(models.Model):
+    """Background work run as a Celery job on the `jobs` queue (or in the process that asked, when
+    no jobs worker runs); its row is its progress, its log and its cancel switch."""
 
-    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
-    STATUSES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+    QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED, CANCELLED)]
+    KIND = ""  # "pull", "check": the Jobs page's name for it
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    source = models.CharField(max_length=1000)
-    name = models.CharField(max_length=100, validators=[MODEL_NAME])
-    expected_sha256 = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=10, choices=STATUSES, default=QUEUED)
     phase = models.CharField(max_length=200, blank=True, help_text="what it is doing now, in words")
     total_bytes = models.BigIntegerField(null=True, blank=True)
     done_bytes = models.BigIntegerField(default=0)
-    transferred_bytes = models.BigIntegerField(default=0, help_text="bytes that came over the network")
     rate = models.FloatField(default=0, help_text="bytes per second lately")
     error = models.TextField(blank=True)
-    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+    log = models.TextField(blank=True, help_text="what it did, one timestamped line per step")
+    cancel_requested = models.BooleanField(default=False, help_text="the job stops at its next chunk")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                     on_delete=models.SET_NULL)
+                                     on_delete=models.SET_NULL, related_name="+")
     worker = models.CharField(max_length=200, blank=True, help_text="the Celery worker running it, if any")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    # A running pull whose row has not moved for this long lost its process (a killed worker):
+    # A running job whose row has not moved for this long lost its process (a killed worker):
     # a live one writes its progress at least every few seconds, hashing included.
     STALE_AFTER = timedelta(seconds=120)
+    # A queued job that no worker took up in this long will not be.
+    UNCLAIMED_AFTER = timedelta(minutes=10)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"pull {self.source} as {self.name}"
 
     @property
     def finished(self) -> bool:
-        return self.status in (self.DONE, self.FAILED)
-
-    # A queued pull that no worker took up in this long will not be.
-    UNCLAIMED_AFTER = timedelta(minutes=10)
+        return self.status in (self.DONE, self.FAILED, self.CANCELLED)
 
     @property
     def started(self) -> bool:
@@ -186,3 +182,48 @@ class Pull(models.Model):
         if self.finished or not self.total_bytes or self.rate <= 0:
             return None
         return max(0.0, (self.total_bytes - self.done_bytes) / self.rate)
+
+
+class Pull(Job):
+    """One pull of a model from a source."""
+
+    KIND = "pull"
+
+    source = models.CharField(max_length=1000)
+    name = models.CharField(max_length=100, validators=[MODEL_NAME])
+    expected_sha256 = models.CharField(max_length=64, blank=True)
+    transferred_bytes = models.BigIntegerField(default=0, help_text="bytes that came over the network")
+    version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"pull {self.source} as {self.name}"
+
+    @property
+    def title(self) -> str:
+        return f"pull {self.name} from {self.source}"
+
+
+class Check(Job):
+    """One integrity check of a version (`lanthorn check`): re-hash the file, validate the GGUF."""
+
+    KIND = "check"
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="checks")
+    problems = models.JSONField(default=list, blank=True, help_text="what is wrong; empty: it passed")
+
+    class Meta(Job.Meta):
+        pass
+
+    def __str__(self) -> str:
+        return f"check {self.version.label}"
+
+    @property
+    def title(self) -> str:
+        return f"check {self.version.label}"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == self.DONE and not self.problems

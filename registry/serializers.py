@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from core.validation import StrictBooleanField, StrictFloatField, StrictIntegerField
-from registry.models import Pull
+from registry.models import Check, Pull
 
 MAX_CONTEXT = 1 << 20
 
@@ -65,14 +65,29 @@ class PullOutputSerializer(serializers.ModelSerializer):
     fraction = serializers.FloatField()
     eta_seconds = serializers.FloatField()
 
+    kind = serializers.CharField(source="KIND")
+
     class Meta:
         model = Pull
-        fields = ["id", "source", "model", "status", "phase", "total_bytes", "done_bytes",
+        fields = ["id", "kind", "source", "model", "status", "phase", "total_bytes", "done_bytes",
                   "transferred_bytes", "rate", "eta_seconds", "fraction", "error", "version",
                   "created_at", "finished_at"]
 
     def get_version(self, pull) -> int | None:
         return pull.version.number if pull.version else None
+
+
+class CheckOutputSerializer(serializers.ModelSerializer):
+    kind = serializers.CharField(source="KIND")
+    model = serializers.CharField(source="version.model.name")
+    version = serializers.IntegerField(source="version.number")
+    ok = serializers.BooleanField()
+    fraction = serializers.FloatField()
+
+    class Meta:
+        model = Check
+        fields = ["id", "kind", "model", "version", "status", "phase", "total_bytes", "done_bytes", "rate",
+                  "fraction", "ok", "problems", "error", "created_at", "finished_at"]
 
 
 class VersionInputSerializer(StrictFieldsMixin, serializers.Serializer):

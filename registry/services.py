@@ -7,8 +7,7 @@ changes the active version unless the new one is whole and verified.
 
 import json
 import logging
-import threading
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from django.utils import timezone
 
 from core.actions import announce, announced
 from core.errors import ApiError
-from registry import blobstore, catalog, sources
+from registry import blobstore, catalog, jobs, sources
 from registry.chunking import Chunk
 from registry.gguf_info import NotGGUF, check_structure, read_info
-from registry.models import CONFIG_FIELDS, MODEL_NAME, Model, ModelVersion, Pull
+from registry.models import CONFIG_FIELDS, MODEL_NAME, Check, Model, ModelVersion, Pull
 from core.validation import first_error
 from registry.serializers import LoadConfigSerializer
 
@@ -225,8 +224,9 @@ class CheckResult:
         return not self.problems
 
 
-def check_version(*, version: ModelVersion) -> CheckResult:
-    """Re-hashes the blob and validates its GGUF structure; the result is kept on the version."""
+def check_version(*, version: ModelVersion, progress: Callable[[int], None] | None = None) -> CheckResult:
+    """Re-hashes the blob and validates its GGUF structure; the result is kept on the version.
+    `progress` is told of each block hashed (a job's reporter, which may raise JobCancelled)."""
     path = version.path
     problems = []
     if not path.is_file():
@@ -235,7 +235,7 @@ def check_version(*, version: ModelVersion) -> CheckResult:
         size = path.stat().st_size
         if size != version.size:
             problems.append(f"the file is {size:,} bytes, the version recorded {version.size:,}")
-        digest = blobstore.sha256_file(path)
+        digest = blobstore.sha256_file(path, progress=progress)
         if digest != version.digest:
             problems.append(f"sha256 is {digest}, expected {version.digest}")
         problems += check_structure(path)
@@ -247,45 +247,65 @@ def check_version(*, version: ModelVersion) -> CheckResult:
     return CheckResult(version=version, problems=problems)
 
 
+def start_check(*, version: ModelVersion, user=None, enqueue: bool = True) -> Check:
+    """Queues an integrity check of `version` as a job (`enqueue` False: the caller runs
+    `run_check` itself, as `lanthorn check` does when no jobs worker runs)."""
+    from registry.tasks import check_model
+
+    check = Check.objects.create(version=version, requested_by=user, phase="queued")
+    if enqueue:
+        _enqueue(check, lambda: check_model.delay_on_commit(check_id=str(check.pk)))
+    return check
+
+
+def run_check(*, check_id, worker: str = "") -> Check:
+    """Does the check, reporting the bytes hashed; a cancelled check leaves the version's last result."""
+    check = Check.objects.select_related("version__model").get(pk=check_id)
+    if not jobs.begin(check, worker=worker):
+        return check
+    reporter = jobs.JobReporter(check)
+    with jobs.running(check):
+        try:
+            reporter.phase(f"hashing {check.version.label}")
+            reporter.start(total=check.version.size)
+            result = check_version(version=check.version, progress=reporter.advance)
+            check.problems = result.problems
+            jobs.end(check, reporter, status=Check.DONE,
+                     phase="passed" if result.ok else "failed the check: " + "; ".join(result.problems)[:150])
+        except jobs.JobCancelled:
+            jobs.end(check, reporter, status=Check.CANCELLED, phase="cancelled")
+        except Exception as exc:
+            log.exception("check %s failed", check.pk)
+            jobs.end(check, reporter, status=Check.FAILED, phase="failed", error=f"{type(exc).__name__}: {exc}")
+    return check
+
+
+def _enqueue(job, send) -> None:
+    """Sends a job's task; a broker that does not answer fails the job and says so."""
+    try:
+        send()
+    except Exception as exc:  # the broker (Redis) does not answer
+        job.status, job.phase, job.error = job.FAILED, "failed", f"could not queue the {job.KIND}: {exc}"
+        job.save()
+        raise RegistryError(f"could not queue the {job.KIND}: the broker does not answer ({exc})",
+                            code="broker_unavailable", status=503) from exc
+
+
+def get_job(*, kind: str, job_id):
+    """A pull or check by id, marked failed if its worker went away."""
+    model = jobs.JOB_KINDS.get(kind)
+    job = model.objects.select_related("requested_by").filter(pk=job_id).first() if model else None
+    if job is None:
+        raise RegistryError(f"no {kind} job {job_id}", code="not_found", status=404)
+    return jobs.settle(job)
+
+
+def cancel_job(*, job):
+    """Cancel: a queued job at once, a running one at its next chunk (in its worker)."""
+    return jobs.cancel(job=job)
+
+
 # Pulls.
-
-class PullReporter(sources.Reporter):
-    """Writes a pull's progress to its row, at most every half second."""
-
-    EVERY = 0.5
-
-    def __init__(self, pull: Pull):
-        self.pull = pull
-        self.last_write = 0.0
-        self.window: list[tuple[float, int]] = [(time.monotonic(), 0)]
-
-    def phase(self, text: str) -> None:
-        self.pull.phase = text[:200]
-        self.save(force=True)
-
-    def start(self, *, total: int | None, done: int = 0) -> None:
-        self.pull.total_bytes, self.pull.done_bytes = total, done
-        self.save()
-
-    def advance(self, n: int, *, transferred: bool = True) -> None:
-        self.pull.done_bytes += n
-        if transferred:
-            self.pull.transferred_bytes += n
-        self.save()
-
-    def save(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last_write < self.EVERY:
-            return
-        self.window.append((now, self.pull.done_bytes))
-        self.window = [w for w in self.window if now - w[0] <= 5] or self.window[-1:]
-        t0, d0 = self.window[0]
-        self.pull.rate = (self.pull.done_bytes - d0) / (now - t0) if now > t0 else 0.0
-        self.last_write = now
-        Pull.objects.filter(pk=self.pull.pk).update(
-            phase=self.pull.phase, total_bytes=self.pull.total_bytes, done_bytes=self.pull.done_bytes,
-            transferred_bytes=self.pull.transferred_bytes, rate=self.pull.rate, updated_at=timezone.now())
-
 
 def start_pull(*, source: str, name: str | None = None, sha256: str | None = None, user=None,
                remote_key: str = "", enqueue: bool = True) -> Pull:
@@ -311,95 +331,62 @@ def start_pull(*, source: str, name: str | None = None, sha256: str | None = Non
     pull = Pull.objects.create(source=source, name=name, expected_sha256=sha256, requested_by=user,
                                phase="queued")
     if enqueue:
-        try:
-            pull_model.delay_on_commit(pull_id=str(pull.pk), remote_key=remote_key)
-        except Exception as exc:  # the broker (Redis) does not answer
-            pull.status, pull.phase, pull.error = Pull.FAILED, "failed", f"could not queue the pull: {exc}"
-            pull.save()
-            raise RegistryError(f"could not queue the pull: the broker does not answer ({exc})",
-                                code="broker_unavailable", status=503) from exc
+        _enqueue(pull, lambda: pull_model.delay_on_commit(pull_id=str(pull.pk), remote_key=remote_key))
     return pull
 
 
 def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
     """Does the pull: fetch (resuming), verify, store, add the version. Runs in a worker
-    (`worker` names it, so that its death shows) or in the process that asked."""
+    (`worker` names it, so that its death shows) or in the process that asked. Cancel stops it
+    between chunks; its bytes stay on disk for a later pull to resume from."""
     pull = Pull.objects.get(pk=pull_id)
-    if pull.finished:  # given up on (no worker took it up in time) before it ran
+    if not jobs.begin(pull, worker=worker):  # cancelled, or given up on, before it ran
         return pull
-    pull.status, pull.phase, pull.worker = Pull.RUNNING, "starting", worker
-    pull.save(update_fields=["status", "phase", "worker", "updated_at"])
-    reporter = PullReporter(pull)
-    keepalive = _KeepAlive(pull)
-    try:
-        source = sources.parse(pull.source)
-        if pull.expected_sha256:
-            source.expected = pull.expected_sha256
-
-        def finish(partial: Path) -> str:
-            return _verify_and_store(partial, expected=source.expected, reporter=reporter)
-
-        with blobstore.storing():
-            digest = source.fetch(reporter, finish, remote_key=remote_key)
-            if isinstance(source, sources.LanthornSource) and source.chunks:
-                blobstore.save_manifest(digest, [Chunk.from_dict(c) for c in source.chunks])  # the peer's
-            reporter.phase("computing the chunk manifest")
-            blobstore.manifest(digest)
-            reporter.phase("writing manifest")
-            version = add_version(name=pull.name, digest=digest, source=source.label, user=pull.requested_by,
-                                  model_defaults=source.defaults)
-        _serve(version.model)
-        size = version.size
-        pull.version, pull.status, pull.phase = version, Pull.DONE, "success"
-        pull.total_bytes = pull.done_bytes = size
-    except sources.PullError as exc:
-        pull.status, pull.phase, pull.error = Pull.FAILED, "failed", exc.message
-    except Exception as exc:
-        log.exception("pull %s failed", pull.pk)
-        pull.status, pull.phase, pull.error = Pull.FAILED, "failed", f"{type(exc).__name__}: {exc}"
-    finally:
-        keepalive.stop()
-    pull.transferred_bytes, pull.rate = reporter.pull.transferred_bytes, reporter.pull.rate
-    pull.finished_at = timezone.now()
-    with transaction.atomic():
-        if pull.version is not None:
-            # Under the model's lock, as removals take it: a version removed since the pull added
-            # it is not referred to (on PostgreSQL the reference would break the removal).
-            Model.objects.select_for_update().get(pk=pull.version.model_id)
-            if not ModelVersion.objects.filter(pk=pull.version.pk).exists():
-                pull.version = None
-        pull.save()
-        done = pull.status == Pull.DONE and pull.version is not None
-        announce("model.pull", actor=pull.requested_by, target=pull.version.label if done else pull.name,
-                 outcome="ok" if done else "error",
-                 details={"source": pull.source, "pull": str(pull.pk), "digest": pull.version.digest if done else None,
-                          "bytes_transferred": pull.transferred_bytes, "error": pull.error or None})
-    return pull
-
-
-class _KeepAlive:
-    """Touches a running pull's row every few seconds, so that long steps without byte progress
-    (hashing, chunking, pip) do not make it look abandoned."""
-
-    EVERY = 10.0
-
-    def __init__(self, pull: Pull):
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(pull.pk,), daemon=True)
-        self.thread.start()
-
-    def _run(self, pk) -> None:
-        from django.db import connection
-
+    reporter = jobs.JobReporter(pull)
+    with jobs.running(pull):
         try:
-            while not self.stopped.wait(self.EVERY):
-                Pull.objects.filter(pk=pk, status=Pull.RUNNING).update(updated_at=timezone.now())
-        finally:
-            connection.close()
+            source = sources.parse(pull.source)
+            if pull.expected_sha256:
+                source.expected = pull.expected_sha256
 
-    def stop(self) -> None:
-        self.stopped.set()
-        self.thread.join()
+            def finish(partial: Path) -> str:
+                return _verify_and_store(partial, expected=source.expected, reporter=reporter)
+
+            with blobstore.storing():
+                digest = source.fetch(reporter, finish, remote_key=remote_key)
+                if isinstance(source, sources.LanthornSource) and source.chunks:
+                    blobstore.save_manifest(digest, [Chunk.from_dict(c) for c in source.chunks])  # the peer's
+                reporter.phase("computing the chunk manifest")
+                blobstore.manifest(digest)
+                reporter.phase("writing manifest")
+                version = add_version(name=pull.name, digest=digest, source=source.label,
+                                      user=pull.requested_by, model_defaults=source.defaults)
+            _serve(version.model)
+            pull.version = version
+            pull.total_bytes = pull.done_bytes = version.size
+            ending = {"status": Pull.DONE, "phase": "success"}
+        except jobs.JobCancelled:
+            ending = {"status": Pull.CANCELLED, "phase": "cancelled"}
+        except sources.PullError as exc:
+            ending = {"status": Pull.FAILED, "phase": "failed", "error": exc.message}
+        except Exception as exc:
+            log.exception("pull %s failed", pull.pk)
+            ending = {"status": Pull.FAILED, "phase": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        with transaction.atomic():  # the pull's row and its audit event, together
+            if pull.version is not None:
+                # Under the model's lock, as removals take it: a version removed since the pull
+                # added it is not referred to (on PostgreSQL the reference would break the removal).
+                Model.objects.select_for_update().filter(pk=pull.version.model_id).first()
+                if not ModelVersion.objects.filter(pk=pull.version.pk).exists():
+                    pull.version = None
+            jobs.end(pull, reporter, **ending)
+            done = pull.status == Pull.DONE and pull.version is not None
+            announce("model.pull", actor=pull.requested_by, target=pull.version.label if done else pull.name,
+                     outcome="ok" if done else "cancelled" if pull.status == Pull.CANCELLED else "error",
+                     details={"source": pull.source, "pull": str(pull.pk),
+                              "digest": pull.version.digest if done else None,
+                              "bytes_transferred": pull.transferred_bytes, "error": pull.error or None})
+    return pull
 
 
 def _verify_and_store(partial: Path, *, expected: str | None, reporter: sources.Reporter) -> str:
@@ -421,12 +408,13 @@ def _serve(model: Model) -> None:
     With no worker running there is no one to tell: the next to start listens to it anyway."""
     from redis.exceptions import RedisError
 
-    from core.workers import live_workers
+    from core.workers import INFERENCE, workers
     from lanthorn.celery import app
 
     try:
-        if live_workers():
-            app.control.broadcast("serve_model", arguments={"model": model.name}, reply=False)
+        hostnames = [w["hostname"] for w in workers() if w.get("kind", INFERENCE) == INFERENCE and w.get("hostname")]
+        if hostnames:  # not the jobs worker: it serves no model
+            app.control.broadcast("serve_model", arguments={"model": model.name}, reply=False, destination=hostnames)
     except RedisError:
         log.warning("could not ask the workers to consume %s", model.queue, exc_info=True)
 
@@ -455,25 +443,7 @@ def get_pull(*, pull_id) -> Pull:
     pull = Pull.objects.select_related("version__model").filter(pk=pull_id).first()
     if pull is None:
         raise RegistryError(f"no pull {pull_id}", code="not_found", status=404)
-    if pull.is_stale or (pull.status == Pull.RUNNING and pull.worker and not _alive(pull.worker)):
-        pull.status, pull.phase = Pull.FAILED, "failed"
-        pull.error = ("the pull stopped: its worker went away. Pull again to resume from the bytes on disk."
-                      if pull.started else "no worker took the pull up: is a worker running?")
-        pull.finished_at = timezone.now()
-        pull.save()
-    return pull
-
-
-def _alive(worker: str) -> bool:
-    """Whether the worker still sends heartbeats (True when Redis cannot tell)."""
-    from redis.exceptions import RedisError
-
-    from core.workers import worker_alive
-
-    try:
-        return worker_alive(worker=worker)
-    except RedisError:
-        return True
+    return jobs.settle(pull)
 
 
 def install_default_model() -> ModelVersion | None:

@@ -13,6 +13,8 @@ urlpatterns = [
     path("api/pulls", views.PullCreateView.as_view(), name="api-pulls"),
     path("api/pulls/<uuid:pull_id>", views.PullDetailView.as_view(), name="api-pull"),
     path("api/pulls/<uuid:pull_id>/stream", views.PullStreamView.as_view(), name="api-pull-stream"),
+    path("api/jobs/<str:kind>/<uuid:job_id>", views.JobDetailView.as_view(), name="api-job"),
+    path("api/jobs/<str:kind>/<uuid:job_id>/cancel", views.JobCancelView.as_view(), name="api-job-cancel"),
     path("registry/v1/models/<str:name>/manifest", views.ManifestView.as_view(), name="registry-manifest"),
     path("registry/v1/blobs/<str:digest>", views.BlobView.as_view(), name="registry-blob"),
 ]

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from console import roles
 from core.validation import first_error
 from registry import blobstore, services
-from registry.serializers import (PullInputSerializer, PullOutputSerializer,
+from registry.serializers import (CheckOutputSerializer, PullInputSerializer, PullOutputSerializer,
                                   VersionInputSerializer)
 
 
@@ -118,17 +118,42 @@ class RollbackView(APIView):
         return Response(services.describe(model=version.model))
 
 
-@JSON
+@extend_schema(request=VersionInputSerializer, responses={202: CheckOutputSerializer})
 class CheckView(APIView):
-    """POST /api/models/NAME/check {"version": N}: re-hash the file and validate its structure."""
+    """POST /api/models/NAME/check {"version": N}: queue a re-hash and validation of the file;
+    202 with the job (GET /api/jobs/check/ID for its progress and result)."""
 
     permission_classes = [permissions.IsAuthenticated, IsAdmin]
 
     def post(self, request, name):
         data = validated(VersionInputSerializer, request.data)
-        result = services.check_version(version=services.get_version(name=name, number=data.get("version")))
-        return Response({"model": name, "version": result.version.number, "ok": result.ok,
-                         "problems": result.problems})
+        check = services.start_check(version=services.get_version(name=name, number=data.get("version")),
+                                     user=request.user)
+        return Response(job_data(check), status=status.HTTP_202_ACCEPTED)
+
+
+def job_data(job) -> dict:
+    serializer = PullOutputSerializer if job.KIND == "pull" else CheckOutputSerializer
+    return serializer(job).data
+
+
+@extend_schema(responses={200: OpenApiTypes.OBJECT})
+class JobDetailView(APIView):
+    """GET /api/jobs/KIND/ID (KIND: pull or check): the job's state, progress and result."""
+
+    def get(self, request, kind, job_id):
+        return Response(job_data(services.get_job(kind=kind, job_id=job_id)))
+
+
+@extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+class JobCancelView(APIView):
+    """POST /api/jobs/KIND/ID/cancel: a queued job stops at once, a running one at its next chunk."""
+
+    permission_classes = [permissions.IsAuthenticated, IsAdmin]
+
+    def post(self, request, kind, job_id):
+        job = services.cancel_job(job=services.get_job(kind=kind, job_id=job_id))
+        return Response(job_data(job), status=status.HTTP_202_ACCEPTED)
 
 
 @extend_schema(request=PullInputSerializer, responses={202: PullOutputSerializer})
@@ -157,6 +182,8 @@ def progress_line(pull) -> dict:
     """One line of the pull stream, in Ollama's shape."""
     if pull.status == pull.FAILED:
         return {"error": pull.error}
+    if pull.status == pull.CANCELLED:
+        return {"error": "the pull was cancelled"}
     if pull.status == pull.DONE:
         return {"status": "success", "model": pull.name, "version": pull.version.number if pull.version else None}
     line = {"status": pull.phase or pull.status}

@@ -1,6 +1,6 @@
 """The real stack, started once per test session for the tests that ask for `stack`:
 a Redis (REDIS_URL, else a private redis-server), a Celery worker process with the
-default model loaded, and the ASGI server (uvicorn), all on the test database.
+default model loaded, the jobs worker (pulls, checks), and the ASGI server (uvicorn), all on the test database.
 """
 
 import os
@@ -32,25 +32,31 @@ class Stack:
     redis_url: str
     env: dict
     worker: subprocess.Popen | None = None
+    jobs_worker: subprocess.Popen | None = None  # pulls and checks
     server: subprocess.Popen | None = None
 
-    def start_worker(self) -> None:
-        """Starts a worker and waits for its own heartbeat (a killed one's lingers a few seconds)."""
+    def start_worker(self, *, jobs: bool = False) -> None:
+        """Starts a worker (the inference worker, or the jobs worker) and waits for its own
+        heartbeat (a killed one's lingers a few seconds)."""
         from core.workers import worker_alive
 
-        self.worker = processes.start_worker(env=self.env, loglevel="WARNING")
-        name = f"{socket.gethostname()}:{self.worker.pid}"  # `lanthorn worker` execs Celery in place
+        proc = processes.start_worker(env=self.env, loglevel="WARNING", jobs=jobs)
+        if jobs:
+            self.jobs_worker = proc
+        else:
+            self.worker = proc
+        name = f"{socket.gethostname()}:{proc.pid}"  # `lanthorn worker` execs Celery in place
         deadline = time.monotonic() + 60
         while not worker_alive(worker=name):
-            if self.worker.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the Celery worker did not start")
             time.sleep(0.1)
 
-    def kill_worker(self) -> None:
-        processes.kill(self.worker)
+    def kill_worker(self, *, jobs: bool = False) -> None:
+        processes.kill(self.jobs_worker if jobs else self.worker)
 
     def stop(self) -> None:
-        processes.stop([p for p in (self.worker, self.server) if p])
+        processes.stop([p for p in (self.worker, self.jobs_worker, self.server) if p])
 
 
 def app_broker_url() -> str:
@@ -90,8 +96,9 @@ def stack(django_db_setup, django_db_blocker):
         stack = Stack(url=f"http://127.0.0.1:{port}", redis_url=redis_url, env=env)
         try:
             stack.start_worker()
+            stack.start_worker(jobs=True)
             stack.server = processes.start_server(host="127.0.0.1", port=port, env=env)
-            processes.wait_healthy(stack.url, [stack.worker, stack.server], timeout=60)
+            processes.wait_healthy(stack.url, [stack.worker, stack.jobs_worker, stack.server], timeout=60)
             # The worker has loaded the model; leave the tables empty, as every other test finds them
             # (tests that need the model's rows ask for `default_model`).
             from registry.models import Model, Pull

@@ -27,44 +27,58 @@ def cmd_list(args) -> None:
         print(f"{model.name:24} {detail}  ({count} version{'s' if count != 1 else ''})")
 
 
-def cmd_pull(args) -> None:
+def _jobs_worker() -> bool:
+    """Whether a jobs worker runs (without one, a pull or check runs in this process)."""
+    from core.workers import JOBS, live_workers
+
+    try:
+        return bool(live_workers(kind=JOBS))
+    except Exception:
+        return False
+
+
+def _follow(job, run, *, queued: bool, quiet: bool):
+    """Shows a job's progress until it ends; `run(job_id)` does it in this process when it was
+    not `queued` (no jobs worker). Ctrl-C in this process cancels it; a queued job goes on."""
     import threading
     import time
 
-    from core.workers import live_workers
     from registry import services
 
-    user = _user(args.user, required=False)
-    try:
-        workers = live_workers()
-    except Exception:
-        workers = []
-    if workers:
-        pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
-                                   remote_key=args.key or "")
-    else:  # no worker to give the job to: do it in this process, same code
-        pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
-                                   remote_key=args.key or "", enqueue=False)
-        # After start_pull: a source it refuses fails with one line on stderr, nothing before it.
-        print("No worker is running: pulling in this process.")
-        threading.Thread(target=services.run_pull, kwargs={"pull_id": pull.pk, "remote_key": args.key or ""},
-                         daemon=True).start()
-    bar = _Progress(quiet=args.quiet)
+    if not queued:
+        print(f"No jobs worker is running: doing the {job.KIND} in this process.")
+        threading.Thread(target=run, args=(job.pk,), daemon=True).start()
+    bar = _Progress(quiet=quiet)
     try:
         while True:
-            pull = services.get_pull(pull_id=pull.pk)
-            bar.show(pull)
-            if pull.finished:
+            job = services.get_job(kind=job.KIND, job_id=job.pk)
+            bar.show(job)
+            if job.finished:
                 break
             time.sleep(0.3)
     except KeyboardInterrupt:
         bar.close()
-        if workers:
-            print(f"Stopped watching; the pull goes on in the worker (GET /api/pulls/{pull.pk}).", file=sys.stderr)
+        if queued:
+            print(f"Stopped watching; the {job.KIND} goes on in the worker (cancel it on the Jobs page).",
+                  file=sys.stderr)
         raise
     bar.close()
+    return job
+
+
+def cmd_pull(args) -> None:
+    from registry import services
+
+    user = _user(args.user, required=False)
+    queued = _jobs_worker()
+    # A source start_pull refuses fails with one line on stderr, nothing before it.
+    pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
+                               remote_key=args.key or "", enqueue=queued)
+    pull = _follow(pull, lambda pk: services.run_pull(pull_id=pk, remote_key=args.key or ""),
+                   queued=queued, quiet=args.quiet)
     if pull.status != pull.DONE:
-        raise CommandError(pull.error or "the pull failed")
+        raise CommandError(pull.error or f"the pull was {pull.status}")
+    pull = services.get_pull(pull_id=pull.pk)
     v = pull.version
     moved = f", {_size(pull.transferred_bytes)} transferred" if pull.transferred_bytes != v.size else ""
     print(f"{v.label} is active ({v.architecture} {v.quantization}, {_size(v.size)}, "
@@ -112,14 +126,20 @@ def cmd_check(args) -> None:
     name, number = services.parse_ref(args.ref)
     versions = ([services.get_version(name=name, number=number)] if number or not args.all
                 else list(services.get_model(name=name).versions.all()))
+    user = _user(None, required=False)
     failed = []
     for version in versions:
-        result = services.check_version(version=version)
-        if result.ok:
+        queued = _jobs_worker()
+        check = services.start_check(version=version, user=user, enqueue=queued)
+        check = _follow(check, lambda pk: services.run_check(check_id=pk), queued=queued, quiet=args.quiet)
+        if check.status != check.DONE:
+            raise CommandError(f"the check of {version.label} was {check.status}"
+                               + (f": {check.error}" if check.error else ""))
+        if check.ok:
             print(f"{version.label}: OK (sha256 {version.digest[:12]}…, {_size(version.size)}, GGUF structure valid)")
         else:
             failed.append(version.label)
-            print(f"{version.label}: FAILED: " + "; ".join(result.problems))
+            print(f"{version.label}: FAILED: " + "; ".join(check.problems))
     if failed:
         raise CommandError(f"{', '.join(failed)} failed the check and cannot be activated")
 
@@ -234,6 +254,7 @@ def register(sub) -> None:
     check = sub.add_parser("check", help="re-hash a version and validate its GGUF structure")
     check.add_argument("ref", metavar="NAME[:VERSION]")
     check.add_argument("--all", action="store_true", help="check every version of the model")
+    check.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     check.set_defaults(func=cmd_check)
     rm = sub.add_parser("rm", help="remove a version (not the active one), or a whole model with --force")
     rm.add_argument("ref", metavar="NAME[:VERSION]")

@@ -3,6 +3,8 @@
 import os
 import sys
 
+JOBS_SLOTS = 4  # the jobs a jobs worker runs at once (pulls, checks)
+
 
 def cmd_run(args) -> None:
     from lanthorn import launcher
@@ -43,37 +45,47 @@ def worker_healthcheck() -> None:
 
 
 def cmd_worker(args) -> None:
-    """A worker for every model (and the pulls), or with --models for those models only: it gets
-    their files (from LANTHORN_PEER when its blob store lacks them), loads them and takes only
-    their requests. Any host that reaches the same Redis and database can run one."""
+    """A worker for every model, or with --models for those models only: it gets their files (from
+    LANTHORN_PEER when its blob store lacks them), loads them and takes only their requests; with
+    --jobs, the worker of background jobs (pulls, checks), which loads no model. Any host that
+    reaches the same Redis and database can run one."""
     from django.conf import settings
 
+    from lanthorn.celery import JOBS_QUEUE
     from lanthorn.cli.base import CommandError
     from registry.models import Model
 
     if args.healthcheck:
         return worker_healthcheck()
-    names = [n.strip() for n in (args.models or "").split(",") if n.strip()] or settings.LANTHORN_WORKER_MODELS
-    if names:
-        unknown = sorted(set(names) - set(Model.objects.filter(name__in=names).values_list("name", flat=True)))
-        if unknown:
-            raise CommandError(f"no model named {', '.join(unknown)} (`lanthorn list` shows the models)")
-        models = list(Model.objects.filter(name__in=names))
-        queues = ",".join(m.queue for m in models)
+    if args.jobs:  # background jobs (pulls, checks): a pool of their own, no model loaded
+        if args.models:
+            raise CommandError("--jobs and --models do not go together: a jobs worker serves no model")
+        queues, name, names = JOBS_QUEUE, "lanthorn-jobs", []
+        slots = args.slots or JOBS_SLOTS
     else:
-        # Worker `index` serves the models that want more than `index` workers; worker 0 also pulls.
-        models = [m for m in Model.objects.all() if m.max_workers > args.index]
-        queues = ",".join(["lanthorn", *(m.queue for m in models)] if args.index == 0 else
-                          [m.queue for m in models] or ["lanthorn"])
-    # A request holds its Celery thread while its model's engine batches it: one thread per slot,
-    # and two for pulls and other jobs.
-    slots = args.slots or sum(m.slots for m in models) + 2
+        names = [n.strip() for n in (args.models or "").split(",") if n.strip()] or settings.LANTHORN_WORKER_MODELS
+        if names:
+            unknown = sorted(set(names) - set(Model.objects.filter(name__in=names).values_list("name", flat=True)))
+            if unknown:
+                raise CommandError(f"no model named {', '.join(unknown)} (`lanthorn list` shows the models)")
+            models = list(Model.objects.filter(name__in=names))
+            queues = ",".join(m.queue for m in models)
+        else:
+            # Worker `index` serves the models that want more than `index` workers; worker 0 also
+            # takes the default queue.
+            models = [m for m in Model.objects.all() if m.max_workers > args.index]
+            queues = ",".join(["lanthorn", *(m.queue for m in models)] if args.index == 0 else
+                              [m.queue for m in models] or ["lanthorn"])
+        # A request holds its Celery thread while its model's engine batches it: one thread per
+        # slot, and two for other tasks.
+        slots = args.slots or sum(m.slots for m in models) + 2
+        name = "lanthorn"
     os.environ["LANTHORN_WORKER_MODELS"] = ",".join(names)
     os.environ["LANTHORN_WORKER_INDEX"] = str(args.index)
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
                               "--pool", "threads", "--concurrency", str(slots),
                               "--queues", queues, "--loglevel", args.loglevel,
-                              "--hostname", f"lanthorn-{os.getpid()}@%h", "--without-gossip",
+                              "--hostname", f"{name}-{os.getpid()}@%h", "--without-gossip",
                               "--without-mingle"])
 
 
@@ -87,10 +99,12 @@ def register(sub) -> None:
     web.add_argument("--host")
     web.add_argument("--port", type=int)
     web.set_defaults(func=cmd_web)
-    w = sub.add_parser("worker", help="run an inference worker")
+    w = sub.add_parser("worker", help="run an inference worker (--jobs: the worker of pulls and checks)")
     w.add_argument("--models", help="serve only these models (comma-separated); default: every model")
+    w.add_argument("--jobs", action="store_true", help="run background jobs (pulls, checks) instead of models")
     w.add_argument("--slots", "--concurrency", type=int, default=None,
-                   help="requests this worker takes at once (default: its models' slots, plus 2)")
+                   help=f"requests this worker takes at once (default: its models' slots, plus 2; "
+                        f"with --jobs, the jobs it runs at once, default {JOBS_SLOTS})")
     w.add_argument("--index", type=int, default=0, help="which of a model's max_workers this is")
     w.add_argument("--loglevel", default="INFO")
     w.add_argument("--healthcheck", action="store_true",

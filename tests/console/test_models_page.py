@@ -8,8 +8,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from registry import blobstore
-from registry.models import Model, ModelVersion, Pull
+from registry import blobstore, services
+from registry.models import Check, Model, ModelVersion, Pull
 from tests.registry.ggufs import write_tiny_gguf
 
 pytestmark = pytest.mark.django_db
@@ -212,6 +212,10 @@ def test_it_checks_a_good_version(client, admin, home):
                                        size=blobstore.blob_path(digest).stat().st_size)
     client.force_login(admin)
     content = client.post(reverse("version-check", args=["good", 1]), **HTMX).content.decode()
+    assert "check good:1" in content and "queued" in content
+    check = Check.objects.get()
+    services.run_check(check_id=check.pk)  # as the jobs worker does
+    content = client.get(reverse("job-detail", args=["check", check.pk]), **HTMX).content.decode()
     good.refresh_from_db()
     assert good.checked_at is not None and good.check_problem == ""
     assert "good:1: check OK" in content
@@ -220,7 +224,10 @@ def test_it_checks_a_good_version(client, admin, home):
 def test_it_shows_the_problems_a_check_finds(client, admin):
     make_model()
     client.force_login(admin)
-    content = client.post(reverse("version-check", args=["tiny", 1]), **HTMX).content.decode()
+    client.post(reverse("version-check", args=["tiny", 1]), **HTMX)
+    check = Check.objects.get()
+    services.run_check(check_id=check.pk)  # as the jobs worker does
+    content = client.get(reverse("job-detail", args=["check", check.pk]), **HTMX).content.decode()
     checked = ModelVersion.objects.get(model__name="tiny", number=1)
     assert checked.checked_at is not None and checked.check_problem
     assert "tiny:1 failed its check:" in content

@@ -45,10 +45,10 @@ def test_it_sends_anonymous_people_to_sign_in(client, page):
 
 
 NAV = {
-    "admin": ["Dashboard", "Models", "Playground", "API keys", "Users"],
-    "member": ["Dashboard", "Models", "Playground", "API keys"],
-    "auditor": ["Dashboard", "Models"],
-    "outsider": ["Dashboard", "Models", "Playground", "API keys"],
+    "admin": ["Dashboard", "Usage", "Models", "Jobs", "Playground", "API keys", "Users"],
+    "member": ["Dashboard", "Usage", "Models", "Playground", "API keys"],
+    "auditor": ["Dashboard", "Usage", "Models"],
+    "outsider": ["Dashboard", "Usage", "Models", "Playground", "API keys"],
 }
 
 
@@ -57,7 +57,8 @@ def test_the_navigation_shows_only_what_the_role_may_use(client, people, role):
     client.force_login(people[role])
     content = client.get(reverse("dashboard")).content.decode()
     nav = content.split('<nav class="nav"')[1].split("</nav>")[0]
-    shown = [label for label in ("Dashboard", "Models", "Playground", "API keys", "Users") if f">{label}</a>" in nav]
+    shown = [label for label in ("Dashboard", "Usage", "Models", "Jobs", "Playground", "API keys", "Users")
+             if f">{label}</a>" in nav]
     assert shown == NAV[role]
 
 
@@ -67,13 +68,13 @@ def test_an_auditor_cannot_create_a_key(client, auditor):
     assert not ApiKey.objects.exists()
 
 
-def test_an_auditor_reads_everyones_usage_on_the_dashboard(client, auditor, member, member_key):
+def test_an_auditor_reads_everyones_usage_on_the_usage_page(client, auditor, member, member_key):
     from console.models import UsageRecord
 
     UsageRecord.objects.create(user=member, api_key=member_key.key, endpoint="/v1/completions",
                                latency_ms=1, status_code=200, outcome="ok", request_id="r1")
     client.force_login(auditor)
-    assert "<code>/v1/completions</code>" in client.get(reverse("dashboard")).content.decode()
+    assert "<code>/v1/completions</code>" in client.get(reverse("usage")).content.decode()
 
 
 def test_a_member_reads_only_their_own_usage(client, member, outsider):
@@ -82,7 +83,7 @@ def test_a_member_reads_only_their_own_usage(client, member, outsider):
     UsageRecord.objects.create(user=outsider, endpoint="/v1/completions", latency_ms=1, status_code=200,
                                outcome="ok", request_id="r1")
     client.force_login(member)
-    assert "<code>/v1/completions</code>" not in client.get(reverse("dashboard")).content.decode()
+    assert "<code>/v1/completions</code>" not in client.get(reverse("usage")).content.decode()
 
 
 @pytest.mark.parametrize("role, allowed", [("admin", True), ("member", False), ("auditor", False)])

@@ -37,7 +37,8 @@ def alive(pid: int) -> bool:
 
 
 def the_worker(pid: int) -> int | None:
-    return next((c for c in children(pid) if b"celery" in cmdline(c)), None)
+    """The inference worker (not the jobs worker, whose Celery hostname is lanthorn-jobs-...)."""
+    return next((c for c in children(pid) if b"celery" in cmdline(c) and b"lanthorn-jobs" not in cmdline(c)), None)
 
 
 class Launched:
@@ -79,7 +80,7 @@ def test_the_launchers_children_end_with_it(tmp_path, sig):
     launched = Launched(tmp_path)
     try:
         kids = children(launched.proc.pid)
-        assert len(kids) == 3  # the worker, the ASGI server and the gRPC server (Redis is the test's)
+        assert len(kids) == 4  # the worker, the jobs worker, the ASGI server and the gRPC server (Redis is the test's)
         os.kill(launched.proc.pid, sig)
         deadline = time.monotonic() + 30
         while any(alive(pid) for pid in kids) and time.monotonic() < deadline:

@@ -44,3 +44,4 @@ def test_it_reports_ready_when_database_redis_and_a_worker_answer(stack, transac
     body = httpx.get(stack.url + "/readyz").json()
     assert body["status"] == "ok"
     assert body["checks"] == {"database": "ok", "redis": "ok", "workers": "ok"}
+    assert body["jobs_workers"] == 1

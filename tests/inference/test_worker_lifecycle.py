@@ -55,10 +55,12 @@ def test_a_crashed_worker_fails_its_request_with_an_error(api, stack):
 def test_a_request_with_no_worker_running_fails_quickly(api, stack):
     stack.kill_worker()
     try:
-        # Wait until the dead worker's heartbeat expires.
-        from core.workers import live_workers
+        # Wait until the dead worker's heartbeat expires (the jobs worker serves no model).
+        from core.workers import INFERENCE, live_workers
 
-        while live_workers():
+        deadline = time.monotonic() + 30
+        while live_workers(kind=INFERENCE):
+            assert time.monotonic() < deadline, "the killed worker's heartbeat did not expire"
             time.sleep(0.2)
         r = api.post("/v1/chat/completions", json=chat("hi", max_tokens=3), timeout=30)
         assert r.status_code == 503

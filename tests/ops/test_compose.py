@@ -16,7 +16,7 @@ SERVICES = COMPOSE["services"]
 # What the images we use (besides Lanthorn's own) are known to have.
 IMAGE_BINARIES = {"postgres:16": {"pg_isready", "postgres"}, "redis:7": {"redis-server", "redis-cli"}}
 LANTHORN_BINARIES = {"lanthorn", "python"}
-LONG_RUNNING = ["web", "worker", "grpc", "redis", "postgres"]
+LONG_RUNNING = ["web", "worker", "jobs", "grpc", "redis", "postgres"]
 
 
 def lanthorn_commands() -> set[str]:
@@ -56,7 +56,7 @@ def test_it_runs_commands_that_exist(name):
 
 def test_it_keeps_the_blob_store_in_a_named_volume_shared_by_web_and_workers():
     assert "blobs" in COMPOSE["volumes"]
-    for name in ("web", "worker", "init"):
+    for name in ("web", "worker", "jobs", "init"):
         service = SERVICES[name]
         home = service["environment"]["LANTHORN_HOME"]
         assert f"blobs:{home}" in service["volumes"]

@@ -87,11 +87,16 @@ def test_show_prints_the_versions_and_the_load_config(lanthorn, versions):
     assert "top_p          0.95" in config
 
 
+NO_JOBS_WORKER = "No jobs worker is running: doing the check in this process."
+
+
 def test_check_prints_ok_for_an_intact_version(lanthorn, versions):
     result = lanthorn("check", "tiny")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"tiny:2: OK (sha256 {versions[1].digest[:12]}")
+    said, verdict = result.stdout.splitlines()
+    assert said == NO_JOBS_WORKER  # these tests run no jobs worker
+    assert verdict.startswith(f"tiny:2: OK (sha256 {versions[1].digest[:12]}")
 
 
 def test_check_fails_on_a_corrupted_blob(lanthorn, versions):
@@ -99,11 +104,13 @@ def test_check_fails_on_a_corrupted_blob(lanthorn, versions):
     data[-1] ^= 0xFF
     versions[1].path.write_bytes(bytes(data))
 
-    result = lanthorn("check", "tiny:2")
+    result = lanthorn("check", "--quiet", "tiny:2")
 
     line = assert_failed_with_one_line(result)
     assert line == "lanthorn: tiny:2 failed the check and cannot be activated"
-    assert result.stdout.startswith("tiny:2: FAILED: sha256 is ")
+    said, verdict = result.stdout.splitlines()
+    assert said == NO_JOBS_WORKER
+    assert verdict.startswith("tiny:2: FAILED: sha256 is ")
     versions[1].refresh_from_db()
     assert versions[1].check_problem.startswith("sha256 is ")
 

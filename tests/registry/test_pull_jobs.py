@@ -6,12 +6,16 @@ The worker's LANTHORN_HOME is the session's (settings.LANTHORN_HOME): these test
 
 import hashlib
 import json
+import random
 import time
 
 import httpx
 import pytest
 
+from django.urls import reverse
+
 from console.services import create_api_key
+from registry import blobstore
 from registry.models import Pull
 from tests.registry.ggufs import write_tiny_gguf
 
@@ -52,7 +56,7 @@ def wait_until(client, pull_id: str, done, timeout: float = 20) -> dict:
 
 
 def finished(job: dict) -> bool:
-    return job["status"] in ("done", "failed")
+    return job["status"] in ("done", "failed", "cancelled")
 
 
 def test_an_admin_pull_runs_on_the_worker_and_the_model_is_then_served(admin_api, file_server):
@@ -121,10 +125,10 @@ def test_a_pull_resumes_after_its_worker_was_killed(admin_api, stack, file_serve
     wait_until(admin_api, first["id"], lambda job: job["done_bytes"] > 2.5 * MB)
 
     try:
-        stack.kill_worker()
+        stack.kill_worker(jobs=True)
         orphan = wait_until(admin_api, first["id"], finished)  # once the worker's heartbeat has lapsed
     finally:
-        stack.start_worker()
+        stack.start_worker(jobs=True)
     assert orphan["status"] == "failed"
     assert "its worker went away" in orphan["error"]
     file_server.clear_faults()
@@ -140,3 +144,41 @@ def test_a_pull_resumes_after_its_worker_was_killed(admin_api, stack, file_serve
     assert done["transferred_bytes"] == done["total_bytes"] - offset
     model = admin_api.get("/api/models/big").json()
     assert model["versions"][0]["digest"] == f"sha256:{digest}"
+
+
+def test_it_stops_a_cancelled_pull_in_the_worker_and_a_later_pull_resumes(admin_api, file_server, client, admin):
+    # A file no earlier run stored (the session's blob store outlives a run): a stored one would
+    # make the pull of its sha256 end at once.
+    url, digest = serve_gguf(file_server, "models/slow.gguf", size_mb=8, seed=random.randrange(2**32))
+    file_server.fail("/models/slow.gguf", throttle=1 * MB)  # eight seconds, if nobody stops it
+    first = start(admin_api, source=url, name="slow", sha256=digest)
+    wait_until(admin_api, first["id"], lambda job: job["done_bytes"] > 2 * MB)
+
+    r = admin_api.post(f"/api/jobs/pull/{first['id']}/cancel")
+    assert r.status_code == 202, r.text
+    cancelled = wait_until(admin_api, first["id"], finished, timeout=10)
+
+    assert (cancelled["status"], cancelled["phase"]) == ("cancelled", "cancelled")
+    # The worker stopped reading: neither the server's bytes nor the partial file grow any more.
+    # (What the server had already written into the closed socket's buffers is counted as sent.)
+    partial = blobstore.partial_path(f"sha256-{digest}")
+    kept = partial.stat().st_size
+    time.sleep(1)
+    sent = file_server.bytes_sent
+    time.sleep(2)  # two more megabytes, had the download gone on
+    assert (file_server.bytes_sent, partial.stat().st_size) == (sent, kept)
+    assert 2 * MB <= kept < 8 * MB
+    assert admin_api.get(f"/api/pulls/{first['id']}").json()["done_bytes"] == cancelled["done_bytes"]
+    assert stream(admin_api, first["id"]) == [{"error": "the pull was cancelled"}]
+    client.force_login(admin)
+    page = client.get(reverse("pull-detail", args=[first["id"]]), headers={"HX-Request": "true"}).content.decode()
+    assert "Cancelled at " in page and "pull it again to resume" in page and "<progress" not in page
+
+    file_server.clear_faults()
+    seen = len(file_server.requests)
+    done = wait_until(admin_api, start(admin_api, source=url, name="slow", sha256=digest)["id"], finished)
+
+    assert (done["status"], done["error"]) == ("done", "")
+    resumed = [r for r in file_server.requests[seen:] if r.method == "GET"]
+    assert resumed[0].range == f"bytes={kept}-"
+    assert done["transferred_bytes"] == done["total_bytes"] - kept
