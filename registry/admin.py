@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from registry.models import Model, ModelVersion, Pull
+from registry.models import CONFIG_FIELDS, Model, ModelVersion, Pull
 
 
 class VersionInline(admin.TabularInline):
@@ -21,8 +21,7 @@ class ModelAdmin(admin.ModelAdmin):
     (rollback, config: the console, the API, the CLI), which check them first."""
 
     list_display = ["name", "active_version", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens"]
-    readonly_fields = ["name", "active_version", "n_ctx", "n_threads", "n_gpu_layers", "gpu_id", "temperature",
-                       "top_p", "max_tokens", "created_at"]
+    readonly_fields = ["name", "active_version", *CONFIG_FIELDS, "created_at"]
     inlines = [VersionInline]
 
     def has_add_permission(self, request):

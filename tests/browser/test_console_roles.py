@@ -12,10 +12,10 @@ from tests.browser.conftest import screenshot
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAV = {
-    "admin": ["Dashboard", "Models", "Playground", "API keys", "Users", "Audit"],
-    "member": ["Dashboard", "Models", "Playground", "API keys"],
-    "auditor": ["Dashboard", "Models", "Audit"],
-    "outsider": ["Dashboard", "Models", "Playground", "API keys"],
+    "admin": ["Dashboard", "Usage", "Models", "Jobs", "Playground", "API keys", "Users", "Audit"],
+    "member": ["Dashboard", "Usage", "Models", "Playground", "API keys"],
+    "auditor": ["Dashboard", "Usage", "Models", "Audit"],
+    "outsider": ["Dashboard", "Usage", "Models", "Playground", "API keys"],
 }
 
 
