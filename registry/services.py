@@ -542,4 +542,7 @@ def import_file(*, name: str, path: Path, sha256: str | None = None, user=None) 
                                        enqueue=False).pk)
     if pull.status != Pull.DONE:
         raise RegistryError(pull.error, code="pull_failed")
+    if pull.version is None:
+        raise RegistryError(f"the version of {name} that this import added was removed meanwhile",
+                            code="version_removed", status=409)
     return pull.version
