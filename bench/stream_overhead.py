@@ -5,7 +5,11 @@ Lanthorn runs as `make run` runs it (a worker process and uvicorn; Redis from RE
 private redis-server) on a throwaway SQLite database. Runs alternate between the two paths;
 medians are printed with the ratios. Targets: decode ratio >= 0.97, TTFT overhead <= 20 ms.
 
-    .venv/bin/python bench/stream_overhead.py [--runs 11] [--max-tokens 96] [--threads 2]
+    .venv/bin/python bench/stream_overhead.py [--runs 11] [--max-tokens 96] [--threads 2] [--invariant on|off]
+
+With `--invariant on` (the model default) Lanthorn's engine keeps the weights in their file layout
+for batch-invariant greedy output, while raw llama-cpp-python repacks them: the figures then
+include what invariance costs. `--invariant off` compares like with like: the door's own cost.
 """
 
 import argparse
@@ -65,6 +69,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--prompt", default="Quantum entanglement is")
+    parser.add_argument("--invariant", choices=["on", "off"], default="on",
+                        help="the model's `invariant` setting (off: repacked weights, as raw llama-cpp-python uses)")
     args = parser.parse_args()
 
     children = []
@@ -91,6 +97,7 @@ def main() -> None:
         model = Model.objects.get(name="gemma3-270m")
         model.n_threads = args.threads
         model.cache = False  # every run must reach the engine, not the response cache
+        model.invariant = args.invariant == "on"
         model.save()
         user = get_user_model().objects.create_user("bench")
         key = create_api_key(user=user, name="bench").raw
