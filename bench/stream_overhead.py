@@ -15,16 +15,10 @@ include what invariance costs. `--invariant off` compares like with like: the do
 import argparse
 import http.client
 import json
-import os
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from lanthorn import processes, redis_server  # noqa: E402
+from harness import lanthorn
 
 
 def timings(token_times: list[float], start: float) -> tuple[float, float]:
@@ -73,51 +67,17 @@ def main() -> None:
                         help="the model's `invariant` setting (off: repacked weights, as raw llama-cpp-python uses)")
     args = parser.parse_args()
 
-    children = []
-    tmp = tempfile.TemporaryDirectory(prefix="lanthorn-bench-")
-    try:
-        if not os.environ.get("REDIS_URL"):
-            proc, os.environ["REDIS_URL"] = redis_server.start_private(Path(tmp.name) / "redis")
-            children.append(proc)
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp.name}/bench.sqlite3"
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
-        import django
+    from llama_cpp import Llama
 
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from llama_cpp import Llama
-
-        from console.services import create_api_key
-        from registry.models import Model
-        from registry.services import install_default_model
-
-        call_command("migrate", verbosity=0)
-        install_default_model()
-        model = Model.objects.get(name="gemma3-270m")
-        model.n_threads = args.threads
-        model.cache = False  # every run must reach the engine, not the response cache
-        model.invariant = args.invariant == "on"
-        model.save()
-        user = get_user_model().objects.create_user("bench")
-        key = create_api_key(user=user, name="bench").raw
-
-        port = redis_server.free_port()
-        url = f"http://127.0.0.1:{port}"
-        children.append(processes.start_worker(loglevel="WARNING"))
-        children.append(processes.start_server(host="127.0.0.1", port=port))
-        processes.wait_healthy(url, children[-2:])
-
-        llm = Llama(model_path=str(model.active_version.path), n_ctx=model.n_ctx, n_threads=args.threads,
+    # Every run must reach the engine, not the response cache.
+    with lanthorn(threads=args.threads, cache=False, invariant=args.invariant == "on") as lt:
+        llm = Llama(model_path=str(lt.model_path), n_ctx=4096, n_threads=args.threads,
                     n_threads_batch=args.threads, verbose=False)
-        run_raw(llm, args), run_lanthorn(url, key, args)  # warm-up: loads, caches, connections
+        run_raw(llm, args), run_lanthorn(lt.url, lt.key, args)  # warm-up: loads, caches, connections
         raw, ours = [], []
         for _ in range(args.runs):
             raw.append(run_raw(llm, args))
-            ours.append(run_lanthorn(url, key, args))
-    finally:
-        processes.stop(children)
-        tmp.cleanup()
+            ours.append(run_lanthorn(lt.url, lt.key, args))
 
     def median(rows, i):
         return statistics.median(r[i] for r in rows)
