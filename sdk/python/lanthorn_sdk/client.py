@@ -111,6 +111,13 @@ class _Base:
             return "/v1/chat/completions", {"messages": messages}
         return "/v1/completions", {"prompt": prompt}
 
+    def _default_model(self, listed: list[Model]) -> str:
+        """The first model the server lists, remembered for later calls."""
+        if not listed:
+            raise LanthornError("the server lists no models: pass model=")
+        self.model = listed[0].id
+        return self.model
+
     @staticmethod
     def _embeddings(body: dict) -> list[list[float]]:
         return [item["embedding"] for item in sorted(body["data"], key=lambda item: item["index"])]
@@ -178,13 +185,7 @@ class LLMClient(_Base):
         return self._embeddings(self._call("POST", "/v1/embeddings", {"model": self._model(model), "input": input}))
 
     def _model(self, model: str | None) -> str:
-        if model or self.model:
-            return model or self.model
-        listed = self.models()
-        if not listed:
-            raise LanthornError("the server lists no models: pass model=")
-        self.model = listed[0].id
-        return self.model
+        return model or self.model or self._default_model(self.models())
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         for attempt in range(self.max_retries + 1):
@@ -261,13 +262,7 @@ class AsyncLLMClient(_Base):
                                                  {"model": await self._model(model), "input": input}))
 
     async def _model(self, model: str | None) -> str:
-        if model or self.model:
-            return model or self.model
-        listed = await self.models()
-        if not listed:
-            raise LanthornError("the server lists no models: pass model=")
-        self.model = listed[0].id
-        return self.model
+        return model or self.model or self._default_model(await self.models())
 
     async def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         for attempt in range(self.max_retries + 1):
