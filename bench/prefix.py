@@ -13,11 +13,13 @@ FACT = ("The lighthouse on the northern cape was built in 1871 from granite cut 
         "its keeper wrote the weather into a log every four hours. ")
 
 
-def conversation(server, turns: int) -> list[tuple[int, float]]:
-    """(history tokens, TTFT) of each turn."""
+def conversation(server, turns: int, name: str) -> list[float]:
+    """The TTFT of each turn. Each conversation starts with its own name, so that its turn 1 finds
+    no prefix of an earlier conversation in the engine's slots: it is a new conversation's."""
     messages, out = [], []
     for turn in range(turns):
-        messages.append({"role": "user", "content": f"Note {turn + 1}: " + FACT * 4 + "Say OK."})
+        opening = f"Conversation {name}. " if turn == 0 else ""
+        messages.append({"role": "user", "content": opening + f"Note {turn + 1}: " + FACT * 4 + "Say OK."})
         run = stream(server.url, "/v1/chat/completions", {"model": "gemma3-270m", "temperature": 0,
                                                           "max_tokens": 8, "messages": messages,
                                                           "stream_options": {"include_usage": True}},
@@ -33,8 +35,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     with lanthorn(threads=args.threads, cache=False) as server:
-        conversation(server, 2)  # warm-up
-        runs = [conversation(server, 10) for _ in range(args.runs)]
+        conversation(server, 2, "warm-up")
+        runs = [conversation(server, 10, f"number {i + 1}") for i in range(args.runs)]
         machine = load()
     first = statistics.median(r[0] for r in runs)
     tenth = statistics.median(r[9] for r in runs)

@@ -41,6 +41,9 @@ class SessionConsumer(AsyncHttpConsumer):
 
     # The session subscribes a reply channel of its own; the consumer needs none.
     channel_layer_alias = None
+    # Whether `request_data` leaves the body as it came, so that the key can be checked in the
+    # same trip as the rest of the start (a door that parses the body itself checks it first).
+    raw_body = True
 
     def __init__(self, kind: str = "chat"):
         super().__init__()
@@ -64,12 +67,18 @@ class SessionConsumer(AsyncHttpConsumer):
         raise NotImplementedError
 
     async def http_request(self, message):
-        if self.session is None:  # the first part of the body: check the key before reading on
+        authorization = None
+        if self.session is None:  # the first part of the body
             self.session = session = RequestSession(interface=self.interface(), kind=self.kind,
                                                     origin=scope_origin(self.scope))
-            try:
-                headers = dict(self.scope["headers"])
-                await session.authenticate(headers.get(b"authorization", b"").decode("latin-1"))
+            authorization = dict(self.scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if self.raw_body and self.scope["method"] == "POST" and not message.get("more_body"):
+                # The whole body came at once (the usual case): the session checks the key in
+                # the same trip to a worker thread as the rest of the start.
+                self.body.append(message.get("body", b""))
+                return await self._start(authorization)
+            try:  # check the key before reading on
+                await session.authenticate(authorization)
                 if self.scope["method"] != "POST":
                     error = ApiError(405, "Use POST for this endpoint.", code="method_not_allowed")
                     await session.fail(error)
@@ -80,10 +89,13 @@ class SessionConsumer(AsyncHttpConsumer):
         self.body.append(message.get("body", b""))
         if message.get("more_body"):
             return
+        await self._start()
+
+    async def _start(self, authorization: str | None = None) -> None:
         session = self.session
         try:
             kind, data = self.request_data(b"".join(self.body))
-            prepared = await session.start(data, kind=kind)
+            prepared = await session.start(data, kind=kind, authorization=authorization)
         except ApiError as error:
             await session.fail(error)  # a no-op where the session has recorded it already
             await self.send_error(error)

@@ -19,7 +19,11 @@ Greedy output does not depend on what runs beside a request or ran before it:
   so each row of a batch gets the result it would get alone;
 - prompts are evaluated alone, in chunks that start at multiples of CHUNK, and a slot reuses the KV
   of a prompt prefix it holds only in whole chunks, so a prompt is always evaluated in the same
-  pieces and batch shapes (measured: rows of a many-row batch of several prompts did differ).
+  pieces and batch shapes (measured: rows of a many-row batch of several prompts did differ);
+- with `invariant` on, the KV of generated tokens (evaluated one a step, beside other sequences)
+  is not reused for a later prompt that repeats them (the next turn of a chat): those tokens are
+  evaluated again in the prompt's chunks, as they would be on a fresh slot. Without it every
+  cached token is reused.
 """
 
 import codecs
@@ -107,6 +111,7 @@ class Slot:
     def __init__(self, seq_id: int):
         self.seq_id = seq_id
         self.cached: list[int] = []  # tokens whose KV is in the stream, from position 0
+        self.prompted = 0  # how many of them were evaluated as prompt chunks
         self.job: Job | None = None
         self.used = 0  # step count when it last served, to pick the least recently used
 
@@ -145,6 +150,7 @@ class Engine:
         with suppress_stdout_stderr(disable=False):  # llama.cpp's own log of the context it makes
             self.ctx = LlamaContext(model=self.model, params=params, verbose=False)
         self.path = path
+        self.invariant = invariant
         self.batch = llama_cpp.llama_batch_init(params.n_batch, 0, 1)
         self.slots = [Slot(i) for i in range(slots)]
         self._piece_buffer = ctypes.create_string_buffer(256)
@@ -271,7 +277,7 @@ class Engine:
                         400, f"This model's maximum context length is {self.n_ctx} tokens, "
                         f"but the prompt has {len(tokens)} tokens.", code="context_length_exceeded",
                         param="messages" if job.messages is not None else "prompt")
-                slot = max(free, key=lambda s: (_common(s.cached, tokens), -s.used))
+                slot = max(free, key=lambda s: (self._reusable(s, tokens), -s.used))
                 slot.start(job, tokens, _sampler(job), min(job.max_tokens, room))
             except ApiError as exc:
                 job.error = exc
@@ -283,12 +289,18 @@ class Engine:
                 job.done.set()
                 continue
             # Reuse whole chunks of the prefix it holds (and at least the last prompt token to evaluate).
-            keep = min(_common(slot.cached, tokens), len(tokens) - 1) // CHUNK * CHUNK
+            keep = min(self._reusable(slot, tokens), len(tokens) - 1) // CHUNK * CHUNK
             llama_cpp.llama_memory_seq_rm(self.ctx.memory, slot.seq_id, keep, -1)
             slot.cached = tokens[:keep]
+            slot.prompted = keep
             job.cached_tokens = keep
             if slot.limit <= 0:
                 self._finish(slot, "length")
+
+    def _reusable(self, slot: Slot, tokens: list[int]) -> int:
+        """How many leading tokens of `tokens` the slot's KV stream holds in a form it may reuse."""
+        common = _common(slot.cached, tokens)
+        return min(common, slot.prompted) if self.invariant else common
 
     def _step(self) -> None:
         """One step: the next token of every generating sequence in one decode, then prompt chunks."""
@@ -314,6 +326,7 @@ class Engine:
                 break
             budget -= end - start
             self._decode([(slot, slot.tokens[start:end], end == len(slot.tokens))])
+            slot.prompted = len(slot.cached)
 
     def _decode(self, items: list[tuple[Slot, list[int], bool]]) -> None:
         """Evaluates tokens of some slots' sequences (each at the end of what its stream holds) and
@@ -370,7 +383,7 @@ class Engine:
         slot.job = slot.sampler = None
         if error is not None:  # what the failed step left in the stream is unknown
             llama_cpp.llama_memory_seq_rm(self.ctx.memory, slot.seq_id, -1, -1)
-            slot.cached = []
+            slot.cached, slot.prompted = [], 0
         job.done.set()
 
 

@@ -37,6 +37,15 @@ def authorization(context) -> str:
     return value if not value or value.lower().startswith("bearer ") else f"Bearer {value}"
 
 
+def origin(context) -> dict:
+    """`source_ip` and `user_agent` of a call, for the audit trail (peers read `ipv4:1.2.3.4:5678`,
+    `ipv6:[::1]:5678`)."""
+    peer = context.peer() or ""
+    address = peer.partition(":")[2].rsplit(":", 1)[0].strip("[]") if peer.startswith(("ipv4:", "ipv6:")) else ""
+    agent = dict(context.invocation_metadata()).get("user-agent", "")
+    return {"source_ip": address, "user_agent": agent[:300]}
+
+
 async def abort(context, error: ApiError):
     context.set_trailing_metadata((("lanthorn-error-code", error.code or error.type),
                                    ("lanthorn-error-param", error.param or "")))
@@ -58,10 +67,9 @@ def usage(prompt_tokens: int, completion_tokens: int = 0) -> pb2.Usage:
 
 async def started(context, interface: str, kind: str, body: dict) -> RequestSession:
     """A session that has checked the key and queued the request; aborts the call on an error."""
-    session = RequestSession(interface=interface, kind=kind)
+    session = RequestSession(interface=interface, kind=kind, origin=origin(context))
     try:
-        await session.authenticate(authorization(context))
-        await session.start(body)
+        await session.start(body, authorization=authorization(context))
     except ApiError as error:
         await abort(context, error)
     return session

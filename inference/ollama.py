@@ -88,6 +88,7 @@ class OllamaConsumer(SessionConsumer):
     """What /api/chat and /api/generate share: NDJSON lines, or one object with `stream: false`."""
 
     interface_name = ""
+    raw_body = False  # request_data parses and translates the body
 
     def interface(self) -> str:
         return self.interface_name
@@ -170,6 +171,8 @@ class GenerateConsumer(OllamaConsumer):
 
 class EmbedConsumer(EmbeddingsConsumer):
     """POST /api/embed: Ollama's embeddings (`input`: a string or a list)."""
+
+    raw_body = False  # request_data parses and translates the body
 
     def interface(self) -> str:
         return "ollama.embed"

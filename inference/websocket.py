@@ -23,6 +23,7 @@ import logging
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from core.encoding import json_bytes
+from core.actions import scope_origin
 from core.errors import ApiError
 from inference.session import Done, Failed, RequestSession, Text
 
@@ -91,14 +92,13 @@ class ApiSocketConsumer(AsyncWebsocketConsumer):
             await self.send_error(id, ApiError(400, f"A request with id {id!r} is still running.",
                                                param="id", code="duplicate_id"))
             return
-        session = RequestSession(interface=f"ws.{kind}", kind=kind)
+        session = RequestSession(interface=f"ws.{kind}", kind=kind, origin=scope_origin(self.scope))
         try:
             if len(self.requests) >= MAX_REQUESTS:
                 raise ApiError(429, f"At most {MAX_REQUESTS} requests at a time on one socket.",
                                code="rate_limit_exceeded")
-            await session.authenticate(self.authorization)
             body = {k: v for k, v in frame.items() if k not in ("id", "type")}
-            await session.start({**body, "stream": True})
+            await session.start({**body, "stream": True}, authorization=self.authorization)
         except ApiError as error:
             await session.fail(error)  # a no-op where the session has recorded it already
             await self.send_error(id, error)

@@ -49,9 +49,9 @@ if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   echo "Building llama-cpp-python $version ($backend) from source (a few minutes) with: $flags"
   mkdir -p "$cache.tmp"
   CMAKE_ARGS="$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) \
-    "$venv/bin/pip" wheel --no-cache-dir --no-deps -w "$cache.tmp" "llama-cpp-python==$version"
+    "$venv/bin/python" -m pip wheel --no-cache-dir --no-deps -w "$cache.tmp" "llama-cpp-python==$version"
   rm -rf "$cache" && mv "$cache.tmp" "$cache"
 fi
-"$venv/bin/pip" install -q --no-cache-dir --force-reinstall --no-deps "$cache"/llama_cpp_python-*.whl
-"$venv/bin/pip" install -q "llama-cpp-python==$version"   # its pure-Python dependencies
+"$venv/bin/python" -m pip install -q --no-cache-dir --force-reinstall --no-deps "$cache"/llama_cpp_python-*.whl
+"$venv/bin/python" -m pip install -q "llama-cpp-python==$version"   # its pure-Python dependencies
 echo "$wanted" > "$stamp"

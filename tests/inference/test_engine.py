@@ -152,6 +152,33 @@ def test_it_reuses_the_kv_of_a_prompt_prefix_in_whole_chunks(engine):
     assert second.cached_tokens >= first.prompt_tokens // CHUNK * CHUNK and second.cached_tokens % CHUNK == 0
 
 
+def test_it_reevaluates_generated_tokens_rather_than_reuse_their_kv(engine):
+    question = "Tell me a long story about a lighthouse keeper and the sea. " * 6
+    first, pieces = run(engine, **ask(question, max_tokens=96, stop=[]))
+    follow = [{"role": "user", "content": question}, {"role": "assistant", "content": "".join(pieces)},
+              {"role": "user", "content": "Now say it in one line."}]
+    second, _ = run(engine, messages=follow, max_tokens=2)
+    assert first.completion_tokens > CHUNK
+    # The question's chunks are reused; the answer, generated one token a step, is evaluated anew.
+    assert first.prompt_tokens // CHUNK * CHUNK == second.cached_tokens
+
+
+def test_it_gives_the_same_greedy_text_on_a_warm_slot_as_on_a_new_engine(engine):
+    question = "Write a short poem about a harbour at night. " * 12
+    _, pieces = run(engine, **ask(question, max_tokens=80, stop=[]))
+    follow = [{"role": "user", "content": question}, {"role": "assistant", "content": "".join(pieces)},
+              {"role": "user", "content": "Give it a title."}]
+    warm, warm_text = run(engine, messages=follow, max_tokens=32)
+    fresh = Engine(path=engine.path, n_ctx=2048, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=1,
+                   architecture="gemma3", chat_template="")
+    try:
+        cold, cold_text = run(fresh, messages=follow, max_tokens=32)
+    finally:
+        fresh.retire()
+    assert warm.cached_tokens > 0 and cold.cached_tokens == 0
+    assert "".join(warm_text) == "".join(cold_text)
+
+
 def test_stop_filter_cuts_at_a_stop_string_split_across_pieces():
     stops = StopFilter(["END"])
     assert stops.feed("hello E") == ("hello ", False)
