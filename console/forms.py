@@ -82,6 +82,7 @@ class ConfigForm(forms.Form):
     gpu_id = forms.IntegerField(label="GPU (gpu_id)")
     temperature = forms.FloatField(label="Temperature")
     top_p = forms.FloatField(label="top_p")
+    top_k = forms.IntegerField(label="top_k (0: all tokens)")
     max_tokens = forms.IntegerField(label="Max tokens")
 
     def __init__(self, data=None, *, model, **kwargs):

@@ -62,6 +62,7 @@ class Job:
     max_tokens: int = 256
     temperature: float = 0.8
     top_p: float = 0.95
+    top_k: int = 0  # 0: every token
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     on_token: Callable[[str], None] = lambda text: None
@@ -397,11 +398,14 @@ def _common(a: list[int], b: list[int]) -> int:
 
 
 def _sampler(job: Job) -> LlamaSampler:
-    """The request's own sampler chain: greedy at temperature 0, else top-p, temperature, seeded draw."""
+    """The request's own sampler chain: greedy at temperature 0, else top-k, top-p, temperature,
+    seeded draw (llama.cpp's order)."""
     sampler = LlamaSampler()
     if job.temperature <= 0:
         sampler.add_greedy()
     else:
+        if job.top_k > 0:
+            sampler.add_top_k(job.top_k)
         sampler.add_top_p(job.top_p, 1)
         sampler.add_temp(job.temperature)
         sampler.add_dist(job.seed if job.seed is not None else random.getrandbits(31))

@@ -29,7 +29,7 @@ from registry.views import progress_lines
 
 NDJSON_HEADERS = [(b"Content-Type", b"application/x-ndjson")]
 SAMPLING_OPTIONS = {"num_predict": "max_tokens", "temperature": "temperature", "top_p": "top_p",
-                    "seed": "seed", "stop": "stop", "num_ctx": "num_ctx"}
+                    "top_k": "top_k", "seed": "seed", "stop": "stop", "num_ctx": "num_ctx"}
 OPTION_OF = {field: option for option, field in SAMPLING_OPTIONS.items()}
 
 

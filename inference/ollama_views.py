@@ -81,7 +81,7 @@ class ShowView(OllamaView):
         version = model.active_version
         if version is None:
             raise ApiError(404, f"model '{name}' has no active version", code="model_not_found")
-        parameters = "\n".join(f"{k} {getattr(model, k)}" for k in ("temperature", "top_p", "max_tokens", "n_ctx"))
+        parameters = "\n".join(f"{k} {getattr(model, k)}" for k in ("temperature", "top_p", "top_k", "max_tokens", "n_ctx"))
         arch = version.architecture
         return Response({
             "license": model.license, "modelfile": f"# Lanthorn model {model.name}:{version.number}\n",

@@ -23,6 +23,7 @@ SAMPLING = {
     "max_tokens": NULLABLE_INT,
     "temperature": {"type": "number", "minimum": 0, "maximum": 2, "nullable": True},
     "top_p": {"type": "number", "minimum": 0, "maximum": 1, "nullable": True},
+    "top_k": {"type": "integer", "minimum": 0, "maximum": 1000000, "nullable": True},
     "stop": {"nullable": True, "oneOf": [{"type": "string"},
                                           {"type": "array", "maxItems": 4, "items": {"type": "string"}}]},
     "seed": {"type": "integer", "nullable": True},

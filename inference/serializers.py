@@ -42,6 +42,7 @@ class SamplingSerializer(serializers.Serializer):
     max_tokens = StrictIntegerField(required=False, allow_null=True, min_value=1)
     temperature = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=2)
     top_p = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    top_k = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=1_000_000)  # as llama.cpp's server
     stop = StopField(required=False, default=list)
     seed = StrictIntegerField(required=False, allow_null=True)
     n = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=1)

@@ -130,6 +130,7 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
         "max_tokens": min(params.get("max_completion_tokens") or pick("max_tokens"), model.n_ctx),
         "temperature": pick("temperature"),
         "top_p": pick("top_p"),
+        "top_k": pick("top_k"),
         "stop": params["stop"],
         "seed": params.get("seed"),
     }

@@ -20,7 +20,7 @@ class ModelAdmin(admin.ModelAdmin):
     """Which version is active and how it loads change only through the registry's services
     (rollback, config: the console, the API, the CLI), which check them first."""
 
-    list_display = ["name", "active_version", "n_ctx", "n_threads", "temperature", "top_p", "max_tokens"]
+    list_display = ["name", "active_version", "n_ctx", "n_threads", "temperature", "top_p", "top_k", "max_tokens"]
     readonly_fields = ["name", "active_version", *CONFIG_FIELDS, "created_at"]
     inlines = [VersionInline]
 

@@ -32,6 +32,7 @@ class LoadConfigSerializer(StrictFieldsMixin, serializers.Serializer):
     cache_ttl = StrictIntegerField(min_value=1, max_value=30 * 86400, required=False)
     temperature = StrictFloatField(min_value=0, max_value=2, required=False)
     top_p = StrictFloatField(min_value=0, max_value=1, required=False)
+    top_k = StrictIntegerField(min_value=0, max_value=1_000_000, required=False)
     max_tokens = StrictIntegerField(min_value=1, max_value=MAX_CONTEXT, required=False)
 
     def validate(self, data):

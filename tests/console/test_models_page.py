@@ -266,7 +266,7 @@ def test_actions_need_a_post(client, admin):
 # Load configuration.
 
 CONFIG = {"n_ctx": "2048", "n_threads": "", "n_gpu_layers": "0", "gpu_id": "0",
-          "temperature": "0.5", "top_p": "0.9", "max_tokens": "128"}
+          "temperature": "0.5", "top_p": "0.9", "top_k": "20", "max_tokens": "128"}
 
 
 def test_it_saves_config(client, admin):

@@ -179,6 +179,13 @@ def test_it_gives_the_same_greedy_text_on_a_warm_slot_as_on_a_new_engine(engine)
     assert "".join(warm_text) == "".join(cold_text)
 
 
+def test_it_draws_only_from_the_top_k_tokens(engine):
+    greedy = "".join(run(engine, **ask(PROMPTS[2], max_tokens=16))[1])
+    drawn = {"".join(run(engine, **ask(PROMPTS[2], max_tokens=16, temperature=1.5, top_k=1, seed=seed))[1])
+             for seed in (1, 2, 3)}
+    assert drawn == {greedy}
+
+
 def test_stop_filter_cuts_at_a_stop_string_split_across_pieces():
     stops = StopFilter(["END"])
     assert stops.feed("hello E") == ("hello ", False)

@@ -53,6 +53,7 @@ def test_it_returns_404_for_an_unknown_model(api, member_key):
     ({"temperature": -0.1}, "temperature"),
     ({"temperature": "hot"}, "temperature"),
     ({"top_p": 1.5}, "top_p"),
+    ({"top_k": -1}, "top_k"),
     ({"messages": []}, "messages"),
     ({"messages": "hello"}, "messages"),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),

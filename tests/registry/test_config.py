@@ -112,7 +112,7 @@ def test_the_export_has_model_path_and_every_field(model):
     config = Model.objects.get(pk=model.pk).config()
 
     assert list(config) == ["model_path", *CONFIG_FIELDS]
-    assert len(CONFIG_FIELDS) == 12
+    assert len(CONFIG_FIELDS) == 13
     assert config["model_path"] == str(model.active_version.path)
     assert config["n_ctx"] == 1024
     assert config["temperature"] == 0.3
