@@ -290,10 +290,14 @@ SPECTACULAR_SETTINGS = {
 # Pulls and their peers (registry/sources.py). Redirects of http(s) pulls to loopback, link-local
 # or private addresses are refused unless LANTHORN_PULL_ALLOW_PRIVATE is true. The remote API key
 # travels only over HTTPS, to loopback, or to the peers (host:port) in LANTHORN_PULL_PEERS.
-# LANTHORN_PULL_LOCAL_DIRS: the directories local-path pulls may read (comma-separated; empty: any).
+# LANTHORN_PULL_LOCAL_DIRS: the directories that local-path pulls asked through the API, the console
+# or a worker may read (comma-separated); unset: LANTHORN_HOME/imports alone, made owner-only here.
+# `lanthorn pull PATH` and `lanthorn import` at the machine's shell read any path themselves.
 LANTHORN_PULL_ALLOW_PRIVATE = envbool("LANTHORN_PULL_ALLOW_PRIVATE", "false")
 LANTHORN_PULL_PEERS = [p.strip() for p in os.getenv("LANTHORN_PULL_PEERS", "").split(",") if p.strip()]
-LANTHORN_PULL_LOCAL_DIRS = [d.strip() for d in os.getenv("LANTHORN_PULL_LOCAL_DIRS", "").split(",") if d.strip()]
+LANTHORN_PULL_LOCAL_DIRS = envlist("LANTHORN_PULL_LOCAL_DIRS")
+if not LANTHORN_PULL_LOCAL_DIRS:
+    (LANTHORN_HOME / "imports").mkdir(mode=0o700, exist_ok=True)
 
 # The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
 LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")

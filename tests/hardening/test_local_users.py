@@ -22,6 +22,7 @@ def test_a_new_home_its_database_and_secret_key_are_owner_only(tmp_path):
     subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=processes.BASE_DIR,
                    env=env, check=True, timeout=120, preexec_fn=lambda: os.umask(0o022))
     assert mode(home) == 0o700
+    assert mode(home / "imports") == 0o700  # where API and console pulls of local files may read
     assert mode(home / "secret_key") == 0o600
     assert mode(home / "lanthorn.sqlite3") == 0o600
 
