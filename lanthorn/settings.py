@@ -146,10 +146,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Created owner-only before SQLite creates it with the umask's bits (its -wal and -shm follow it).
     os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
     # The server, the worker and the CLI share one file: WAL lets them read while one writes.
+    # `timeout`: seconds a write waits for another's lock. Options in DATABASE_URL's query
+    # (sqlite:///path?timeout=5) win.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
+        **DATABASES["default"].get("OPTIONS", {}),
     }
     DATABASES["default"]["TEST"] = {"NAME": str(LANTHORN_HOME / "test.sqlite3")}
 
@@ -211,6 +214,9 @@ LANTHORN_REQUEST_TIMEOUT = envfloat("LANTHORN_REQUEST_TIMEOUT", "900")
 # Seconds after which a worker that stopped sending heartbeats counts as dead (it beats every
 # third of it): a dead worker's requests fail within about this long.
 LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "4")
+# Seconds a usage row that the database did not take (locked, restarting, a connection cut) is
+# retried in the background; then it is logged at ERROR, whole (inference/services.py).
+LANTHORN_USAGE_RETRY_WINDOW = envfloat("LANTHORN_USAGE_RETRY_WINDOW", "300")
 
 LOGGING = {
     "version": 1,
