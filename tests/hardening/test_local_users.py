@@ -39,5 +39,8 @@ def test_redis_with_a_password_is_used_and_the_password_never_printed(tmp_path):
             time.sleep(0.05)
         assert not redis_server.ping(f"redis://127.0.0.1:{port}/0")
         assert "s3cret-pass" not in redis_server.masked(url)
+        for other in (f"redis://user:s3cret-pass@127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/0?password=s3cret-pass",
+                      f"redis://s3cret-pass@127.0.0.1:{port}/0"):
+            assert "s3cret-pass" not in redis_server.masked(other)
     finally:
         processes.stop([proc])
