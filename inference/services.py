@@ -4,13 +4,18 @@ They are synchronous (they touch the database); `inference.session` drives them 
 The worker side is in `inference.worker`.
 """
 
+import atexit
+import json
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.utils import timezone
 from redis.exceptions import RedisError
 
 from console import services as console_services
@@ -184,32 +189,182 @@ def check_served(*, model: str) -> None:
 
 def finish_request(*, call: ApiCall, user=None) -> None:
     """Writes the request's one usage row and its audit event (`request.chat`, `request.completion`),
-    together (`user`: who asked, for calls without an API key), and counts it in the metrics."""
+    together (`user`: who asked, for calls without an API key), and counts it in the metrics.
+    Never loses the row quietly: one the database does not take now (locked, restarting, its
+    connection cut) is written again in the background (`retrier`); one it refuses for good is
+    logged at ERROR, whole (`usage_lost`)."""
     _count(call)
     log.info("%s %s: %s %s (%d+%d tokens)", call.endpoint, call.model_name or "-", call.status_code,
              call.error_code or call.finish_reason or call.outcome, call.prompt_tokens, call.completion_tokens)
     key = call.api_key
-    user = key.user if key else user
-    row = {
-        "request_id": call.request_id,
-        "endpoint": call.endpoint,
-        "model_name": call.model_name,
-        "version_digest": call.version_digest,
-        "prompt_tokens": call.prompt_tokens,
-        "completion_tokens": call.completion_tokens,
-        "ttft_ms": None if call.ttft is None else round(call.ttft * 1000, 2),
-        "latency_ms": round((time.monotonic() - call.started) * 1000, 2),
-        "status_code": call.status_code,
-        "outcome": call.outcome,
-        "error_code": call.error_code,
-        "finish_reason": call.finish_reason,
-    }
-    content = None if call.answer is None else {"prompt": call.prompt, "answer": "".join(call.answer)}
+    usage = PendingUsage(
+        row={
+            "request_id": call.request_id,
+            "endpoint": call.endpoint,
+            "model_name": call.model_name,
+            "version_digest": call.version_digest,
+            "prompt_tokens": call.prompt_tokens,
+            "completion_tokens": call.completion_tokens,
+            "ttft_ms": None if call.ttft is None else round(call.ttft * 1000, 2),
+            "latency_ms": round((time.monotonic() - call.started) * 1000, 2),
+            "status_code": call.status_code,
+            "outcome": call.outcome,
+            "error_code": call.error_code,
+            "finish_reason": call.finish_reason,
+        },
+        created_at=timezone.now(), user=key.user if key else user, api_key=key, kind=call.kind,
+        source_ip=call.source_ip, user_agent=call.user_agent,
+        content=None if call.answer is None else {"prompt": call.prompt, "answer": "".join(call.answer)})
+    try:
+        write_usage(usage)
+    except TRANSIENT as exc:
+        log.warning("the database did not take the usage row of request %s (%s): retrying in the background",
+                    call.request_id, oneline(exc))
+        retrier.add(usage)
+    except DatabaseError as exc:
+        usage_lost(usage, f"the database refused it: {oneline(exc)}")
+    except BaseException as exc:
+        usage_lost(usage, oneline(exc))
+        raise
+
+
+# The database errors that another try may not meet: a lock held past the timeout, a database
+# restarting, a connection cut. Others (a constraint, a bad value) would fail again.
+TRANSIENT = (OperationalError, InterfaceError)
+
+
+@dataclass
+class PendingUsage:
+    """A usage row and its audit event, as written (again, until `deadline`)."""
+
+    row: dict
+    created_at: datetime  # when the request ended, also when the row is written later
+    user: object
+    api_key: ApiKey | None
+    kind: str
+    source_ip: str
+    user_agent: str
+    content: dict | None
+    deadline: float = 0.0
+    tries: int = 1
+    error: str = ""
+
+    def record(self) -> dict:
+        """Everything the row and its audit event need, as JSON (the prompt and answer left out:
+        the audit trail keeps them only encrypted)."""
+        return {**self.row, "created_at": self.created_at.isoformat(), "kind": self.kind,
+                "user_id": getattr(self.user, "pk", None), "username": getattr(self.user, "username", None),
+                "api_key_id": self.api_key.pk if self.api_key else None, "source_ip": self.source_ip,
+                "user_agent": self.user_agent}
+
+
+def write_usage(usage: PendingUsage, *, again: bool = False) -> None:
+    """Writes the usage row and its audit event in one transaction. `again`: a try after a failure,
+    which writes nothing if the failed one had committed after all (a connection cut at COMMIT)."""
+    from console.models import UsageRecord
+
     with transaction.atomic():
-        console_services.record_usage(user=user, api_key=key, **row)
-        announce(f"request.{call.kind}", actor=user, api_key=key, target=call.model_name, outcome=call.outcome,
-                 details={k: v for k, v in row.items() if k not in ("model_name", "outcome")},
-                 source_ip=call.source_ip, user_agent=call.user_agent, content=content)
+        if again and UsageRecord.objects.filter(request_id=usage.row["request_id"]).exists():
+            return
+        console_services.record_usage(user=usage.user, api_key=usage.api_key, created_at=usage.created_at,
+                                      **usage.row)
+        announce(f"request.{usage.kind}", actor=usage.user, api_key=usage.api_key, target=usage.row["model_name"],
+                 outcome=usage.row["outcome"],
+                 details={k: v for k, v in usage.row.items() if k not in ("model_name", "outcome")},
+                 source_ip=usage.source_ip, user_agent=usage.user_agent, content=usage.content)
+
+
+def oneline(exc: BaseException) -> str:
+    """An error for a log line: PostgreSQL's messages span several."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def usage_lost(usage: PendingUsage, reason: str) -> None:
+    """The last word on a row the database never took: logged at ERROR with all its fields (JSON, at
+    the end of the line), to be put back by hand (docs/operations.md)."""
+    log.error("lost the usage row of request %s (%s); the row: %s", usage.row["request_id"], reason,
+              json.dumps(usage.record(), sort_keys=True))
+
+
+class UsageRetrier:
+    """The usage rows waiting for the database, and the thread that writes them: every pending row,
+    oldest first, the first failure ending the round; rounds back off from RETRY_FIRST to RETRY_MAX
+    seconds. A row still unwritten after LANTHORN_USAGE_RETRY_WINDOW seconds, one that finds
+    MAX_PENDING rows waiting, and those left when the process exits are logged by `usage_lost`."""
+
+    RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+    MAX_PENDING = 10_000
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: list[PendingUsage] = []
+        self.thread: threading.Thread | None = None
+        atexit.register(self.abandon)
+
+    def add(self, usage: PendingUsage) -> None:
+        usage.deadline = time.monotonic() + settings.LANTHORN_USAGE_RETRY_WINDOW
+        with self.lock:
+            full = len(self.pending) >= self.MAX_PENDING
+            if not full:
+                self.pending.append(usage)
+                if self.thread is None:
+                    self.thread = threading.Thread(target=self._run, name="usage-retrier", daemon=True)
+                    self.thread.start()
+        if full:
+            usage_lost(usage, f"{self.MAX_PENDING} usage rows already wait for the database")
+
+    def _run(self) -> None:
+        delay = self.RETRY_FIRST
+        try:
+            while True:
+                time.sleep(delay)
+                with self.lock:
+                    if not self.pending:
+                        self.thread = None
+                        return
+                    batch = list(self.pending)
+                close_old_connections()  # a connection the database cut is opened anew
+                failed = False
+                for usage in batch:
+                    if time.monotonic() > usage.deadline:
+                        self._done(usage)
+                        usage_lost(usage, f"the database did not take it in {settings.LANTHORN_USAGE_RETRY_WINDOW:g} "
+                                          f"s, {usage.tries} tries; the last: {usage.error}")
+                    elif not failed:
+                        failed = self._try(usage)
+                delay = min(delay * 2, self.RETRY_MAX) if failed else self.RETRY_FIRST
+        finally:
+            connection.close()
+
+    def _try(self, usage: PendingUsage) -> bool:
+        """Writes one row; True if the database is still unavailable."""
+        usage.tries += 1
+        try:
+            write_usage(usage, again=True)
+        except TRANSIENT as exc:
+            usage.error = oneline(exc)
+            return True
+        except Exception as exc:
+            self._done(usage)
+            usage_lost(usage, oneline(exc))
+        else:
+            self._done(usage)
+            log.warning("wrote the usage row of request %s at try %d", usage.row["request_id"], usage.tries)
+        return False
+
+    def _done(self, usage: PendingUsage) -> None:
+        with self.lock:
+            self.pending.remove(usage)
+
+    def abandon(self) -> None:
+        """At exit: the rows still waiting are logged, not dropped."""
+        with self.lock:
+            left, self.pending = self.pending, []
+        for usage in left:
+            usage_lost(usage, f"the process ended before the database took it ({usage.tries} tries)")
+
+
+retrier = UsageRetrier()
 
 
 def _count(call: ApiCall) -> None:

@@ -14,7 +14,9 @@ with Embedded instead of Text and Done. The `RequestSession` does the rest:
 The session owns its reply channel on the channel layer, the watchdog (no worker, a worker
 that died, a worker that went quiet, a hard deadline), the cancel flag the worker polls and
 the request's one usage row, which is written exactly once, before the last event reaches
-the door (so a client that has seen the end of the answer can already see the row).
+the door (so a client that has seen the end of the answer can already see the row), unless the
+database takes more than RECORD_WAIT seconds: then the request ends and its row follows
+(`services.finish_request` retries it in the background, or logs it whole at ERROR).
 """
 
 import asyncio
@@ -46,6 +48,9 @@ from inference.cancel import request_cancel
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL = 1.0  # seconds between checks that a worker is still there
+# Seconds the end of a request waits for its usage row: a database that takes longer (a lock held
+# by another) does not hold the client; the row is written when it answers (services.retrier).
+RECORD_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -422,9 +427,18 @@ class RequestSession:
         await self._record()
 
     async def _record(self) -> None:
-        """The end of every request, once: its usage row, and its reservation given back."""
+        """The end of every request, once: its usage row, and its reservation given back. The row
+        is waited for RECORD_WAIT seconds at most; its write goes on without the client."""
+        write = asyncio.ensure_future(_record(call=self.call, user=self.user))
         try:
-            await _record(call=self.call, user=self.user)
+            await asyncio.wait_for(asyncio.shield(write), RECORD_WAIT)
+        except TimeoutError:
+            log.warning("the usage row of request %s is not written after %g s (the database is slow or "
+                        "locked): the request ends, its row follows", self.call.request_id, RECORD_WAIT)
+            write.add_done_callback(self._late_write)
+        except asyncio.CancelledError:
+            write.add_done_callback(self._late_write)
+            raise
         except Exception:
             log.exception("could not record the usage row of request %s", self.call.request_id)
         if self.reservation is not None:
@@ -433,6 +447,11 @@ class RequestSession:
                 await _release(reservation, used_tokens=self.call.prompt_tokens + self.call.completion_tokens)
             except Exception:  # the slot expires on its own after LANTHORN_REQUEST_TIMEOUT
                 log.exception("could not release the limits reserved by request %s", self.call.request_id)
+
+    def _late_write(self, write: asyncio.Future) -> None:
+        if not write.cancelled() and write.exception() is not None:
+            log.error("could not record the usage row of request %s", self.call.request_id,
+                      exc_info=write.exception())
 
     async def _watch(self, worker: str | None, last_event: float, deadline: float) -> ApiError | None:
         """The watchdog's verdict after a quiet spell: an error to fail with, or None to wait on."""

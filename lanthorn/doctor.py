@@ -35,12 +35,9 @@ class Check:
 
 def _redacted(url: str) -> str:
     """A Redis URL without its password."""
-    from urllib.parse import urlsplit
+    from lanthorn.redis_server import masked
 
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    return masked(url)
 
 
 # The port.

@@ -37,24 +37,30 @@ def _port_free(host: str, port: int) -> bool:
 
 
 def _redis(children: list, home: Path) -> str:
+    """The Redis this run uses, said in one line (its password hidden): REDIS_URL's, the one found
+    answering on 127.0.0.1:6379, or a private one started here."""
     from lanthorn import redis_server
 
     url = os.environ.get("REDIS_URL")
     if url:
         if not redis_server.ping(url):
-            raise LaunchError(f"REDIS_URL={redis_server.masked(url)} does not answer")
-        print(f"Using Redis at {redis_server.masked(url)} (REDIS_URL)", flush=True)
+            raise LaunchError(f"REDIS_URL={redis_server.masked(url)} does not answer (a wrong password "
+                              f"does not answer either)")
+        print(f"Redis: {redis_server.masked(url)}, from REDIS_URL (found running; Lanthorn did not start it)",
+              flush=True)
         return url
     url = redis_server.default_url(home)
     if redis_server.ping(url):
-        print(f"Using the Redis already running at {url} (set REDIS_URL to use another one)", flush=True)
+        print(f"Redis: {redis_server.masked(url)}, found running on that port and used (Lanthorn did not start "
+              f"it; set REDIS_URL to choose another)", flush=True)
         return url
     try:
         proc, url = redis_server.start_private(home / "redis")
     except RuntimeError as exc:
         raise LaunchError(str(exc)) from exc
     children.append(proc)
-    print(f"Started a private Redis at {url}", flush=True)
+    print(f"Redis: {url}, started by Lanthorn (private: loopback only, nothing kept on disk, stops with "
+          f"Lanthorn)", flush=True)
     return url
 
 

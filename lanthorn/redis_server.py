@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
 
@@ -20,12 +20,19 @@ def default_url(home: Path) -> str:
 
 
 def masked(url: str) -> str:
-    """The URL with its password hidden, for messages."""
+    """The URL with its password hidden, for messages: `redis://:***@host:6379/0`,
+    `redis://user:***@…`, `?password=***`; a lone user part is hidden too (`redis://***@…`):
+    a password written there by mistake must not be printed either."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc, query = parts.netloc, parts.query
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user, colon, _ = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"***@{host}"
+    if query:
+        query = "&".join("password=***" if item.lower().startswith("password=") else item
+                         for item in query.split("&"))
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def ping(url: str) -> bool:
@@ -60,16 +67,19 @@ def redis_server_binary() -> str:
     )
 
 
-def start_private(directory: Path, *, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """Starts a redis-server that keeps nothing on disk, on `port` or a free loopback port."""
+def start_private(directory: Path, *, port: int | None = None,
+                  password: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Starts a redis-server that keeps nothing on disk, on `port` or a free loopback port (asking
+    for `password` if given: the URL returned carries it)."""
     binary = redis_server_binary()
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     from lanthorn.processes import spawn
 
+    auth = ["--requirepass", password] if password else []
     proc = spawn([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                  "--dir", str(directory), "--loglevel", "warning"], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
+                  "--dir", str(directory), "--loglevel", "warning", *auth], stdout=subprocess.DEVNULL)
+    url = f"redis://{f':{quote(password, safe=str())}@' if password else ''}127.0.0.1:{port}/0"
     for _ in range(100):
         if ping(url):
             return proc, url

@@ -146,10 +146,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Created owner-only before SQLite creates it with the umask's bits (its -wal and -shm follow it).
     os.close(os.open(DATABASES["default"]["NAME"], os.O_CREAT | os.O_WRONLY, 0o600))
     # The server, the worker and the CLI share one file: WAL lets them read while one writes.
+    # `timeout`: seconds a write waits for another's lock. Options in DATABASE_URL's query
+    # (sqlite:///path?timeout=5) win.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
+        **DATABASES["default"].get("OPTIONS", {}),
     }
     DATABASES["default"]["TEST"] = {"NAME": str(LANTHORN_HOME / "test.sqlite3")}
 
@@ -211,6 +214,9 @@ LANTHORN_REQUEST_TIMEOUT = envfloat("LANTHORN_REQUEST_TIMEOUT", "900")
 # Seconds after which a worker that stopped sending heartbeats counts as dead (it beats every
 # third of it): a dead worker's requests fail within about this long.
 LANTHORN_HEARTBEAT_TTL = envint("LANTHORN_HEARTBEAT_TTL", "4")
+# Seconds a usage row that the database did not take (locked, restarting, a connection cut) is
+# retried in the background; then it is logged at ERROR, whole (inference/services.py).
+LANTHORN_USAGE_RETRY_WINDOW = envfloat("LANTHORN_USAGE_RETRY_WINDOW", "300")
 
 LOGGING = {
     "version": 1,
@@ -290,10 +296,14 @@ SPECTACULAR_SETTINGS = {
 # Pulls and their peers (registry/sources.py). Redirects of http(s) pulls to loopback, link-local
 # or private addresses are refused unless LANTHORN_PULL_ALLOW_PRIVATE is true. The remote API key
 # travels only over HTTPS, to loopback, or to the peers (host:port) in LANTHORN_PULL_PEERS.
-# LANTHORN_PULL_LOCAL_DIRS: the directories local-path pulls may read (comma-separated; empty: any).
+# LANTHORN_PULL_LOCAL_DIRS: the directories that local-path pulls asked through the API, the console
+# or a worker may read (comma-separated); unset: LANTHORN_HOME/imports alone, made owner-only here.
+# `lanthorn pull PATH` and `lanthorn import` at the machine's shell read any path themselves.
 LANTHORN_PULL_ALLOW_PRIVATE = envbool("LANTHORN_PULL_ALLOW_PRIVATE", "false")
 LANTHORN_PULL_PEERS = [p.strip() for p in os.getenv("LANTHORN_PULL_PEERS", "").split(",") if p.strip()]
-LANTHORN_PULL_LOCAL_DIRS = [d.strip() for d in os.getenv("LANTHORN_PULL_LOCAL_DIRS", "").split(",") if d.strip()]
+LANTHORN_PULL_LOCAL_DIRS = envlist("LANTHORN_PULL_LOCAL_DIRS")
+if not LANTHORN_PULL_LOCAL_DIRS:
+    (LANTHORN_HOME / "imports").mkdir(mode=0o700, exist_ok=True)
 
 # The gRPC API (`lanthorn grpc`, started by `make run`): where it listens.
 LANTHORN_GRPC_HOST = os.getenv("LANTHORN_GRPC_HOST") or os.getenv("LANTHORN_HOST", "127.0.0.1")

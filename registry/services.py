@@ -308,13 +308,15 @@ def cancel_job(*, job):
 # Pulls.
 
 def start_pull(*, source: str, name: str | None = None, sha256: str | None = None, user=None,
-               remote_key: str = "", enqueue: bool = True) -> Pull:
+               remote_key: str = "", enqueue: bool = True, from_shell: bool = False) -> Pull:
     """Checks the request and queues the pull as a Celery job (`enqueue` False: the caller runs
-    `run_pull` itself, as `lanthorn setup` does before any worker exists)."""
+    `run_pull` itself, as `lanthorn setup` does before any worker exists). A local path must lie in
+    LANTHORN_PULL_LOCAL_DIRS (by default LANTHORN_HOME/imports), unless `from_shell` and the pull
+    runs in the caller's process: the command a person typed at the machine's shell reads any path."""
     from registry.tasks import pull_model
 
     try:
-        parsed = sources.parse(source)
+        parsed = sources.parse(source, from_shell=from_shell and not enqueue)
     except sources.PullError as exc:
         raise RegistryError(exc.message, code=exc.code, param="source") from exc
     name = name or parsed.name_hint
@@ -335,17 +337,18 @@ def start_pull(*, source: str, name: str | None = None, sha256: str | None = Non
     return pull
 
 
-def run_pull(*, pull_id, remote_key: str = "", worker: str = "") -> Pull:
+def run_pull(*, pull_id, remote_key: str = "", worker: str = "", from_shell: bool = False) -> Pull:
     """Does the pull: fetch (resuming), verify, store, add the version. Runs in a worker
     (`worker` names it, so that its death shows) or in the process that asked. Cancel stops it
-    between chunks; its bytes stay on disk for a later pull to resume from."""
+    between chunks; its bytes stay on disk for a later pull to resume from. `from_shell`: the
+    process is the shell command of the person who named a local path, which may be any path."""
     pull = Pull.objects.get(pk=pull_id)
     if not jobs.begin(pull, worker=worker):  # cancelled, or given up on, before it ran
         return pull
     reporter = jobs.JobReporter(pull)
     with jobs.running(pull):
         try:
-            source = sources.parse(pull.source)
+            source = sources.parse(pull.source, from_shell=from_shell)
             if pull.expected_sha256:
                 source.expected = pull.expected_sha256
 
@@ -533,13 +536,14 @@ def available() -> list[dict]:
 
 
 def import_file(*, name: str, path: Path, sha256: str | None = None, user=None) -> ModelVersion:
-    """Adds a local GGUF file as a new version of `name`, here and now (`lanthorn import`)."""
+    """Adds a local GGUF file as a new version of `name`, here and now, from any path: the caller
+    is `lanthorn import`, run at the machine's shell (never an API call)."""
     try:
         read_info(path)
     except NotGGUF as exc:
         raise RegistryError(str(exc), code="not_gguf") from exc
     pull = run_pull(pull_id=start_pull(source=str(path.resolve()), name=name, sha256=sha256, user=user,
-                                       enqueue=False).pk)
+                                       enqueue=False, from_shell=True).pk, from_shell=True)
     if pull.status != Pull.DONE:
         raise RegistryError(pull.error, code="pull_failed")
     if pull.version is None:

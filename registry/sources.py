@@ -582,8 +582,10 @@ class LanthornSource(Source):
 SCHEMES = "https://, http://, hf://, pypi://, lanthorn://, a file path, or a catalog name"
 
 
-def parse(source: str) -> Source:
-    """What the user typed → a Source; PullError says what is wrong with it."""
+def parse(source: str, *, from_shell: bool = False) -> Source:
+    """What the user typed → a Source; PullError says what is wrong with it. A local path must lie
+    in one of `local_dirs()`, unless `from_shell`: a person at the machine's shell named it, and
+    the process that reads it is theirs (`lanthorn pull PATH`, `lanthorn import`)."""
     source = source.strip()
     if not source:
         raise PullError("no source given", code="unknown_source")
@@ -601,11 +603,12 @@ def parse(source: str) -> Source:
         if scheme in ("lanthorn", "lanthorns"):
             return _parse_lanthorn(source, scheme, rest)
         if scheme == "file":
-            return _parse_local(Path(rest))
+            return _parse_local(Path(rest), from_shell=from_shell)
         raise PullError(f"unknown source scheme '{scheme}://': use {SCHEMES}", code="unknown_scheme")
     path = Path(source).expanduser()
-    if path.exists() or source.startswith(("/", "./", "../", "~")) or source.endswith(".gguf"):
-        return _parse_local(path)
+    # Only the shell's own command asks the disk: an API call must not learn which paths exist.
+    if (from_shell and path.exists()) or source.startswith(("/", "./", "../", "~")) or source.endswith(".gguf"):
+        return _parse_local(path, from_shell=from_shell)
     entry = catalog.find(source)
     if entry:
         inner = parse(entry["source"])
@@ -616,12 +619,32 @@ def parse(source: str) -> Source:
                     f"(`lanthorn list --available` shows the catalog)", code="unknown_source")
 
 
-def _parse_local(path: Path) -> Source:
-    path = path.resolve()
-    allowed = [Path(d).expanduser().resolve() for d in settings.LANTHORN_PULL_LOCAL_DIRS]
-    if allowed and not any(path.is_relative_to(d) for d in allowed):
-        raise PullError(f"{path} is outside the directories local pulls may read (LANTHORN_PULL_LOCAL_DIRS)",
-                        code="forbidden")
+IMPORTS_DIR = "imports"  # under LANTHORN_HOME: where local-path pulls may read when nothing else is allowed
+
+
+def local_dirs() -> list[Path]:
+    """The directories that local-path pulls asked through the API, the console or a worker may
+    read: LANTHORN_PULL_LOCAL_DIRS, else LANTHORN_HOME/imports alone."""
+    dirs = settings.LANTHORN_PULL_LOCAL_DIRS or [Path(settings.LANTHORN_HOME) / IMPORTS_DIR]
+    return [Path(d).expanduser().resolve() for d in dirs]
+
+
+def is_local(source: str) -> bool:
+    """Whether `source` names a file on this machine (as typed at the shell)."""
+    try:
+        return isinstance(parse(source, from_shell=True), LocalSource)
+    except PullError:
+        return False
+
+
+def _parse_local(path: Path, *, from_shell: bool = False) -> Source:
+    path = path.resolve()  # symbolic links and `..` resolved: what is checked is what is read
+    allowed = local_dirs()
+    if not from_shell and not any(path.is_relative_to(d) for d in allowed):
+        where = ", ".join(str(d) for d in allowed)
+        raise PullError(f"{path} is outside the directories local-path pulls may read ({where}): copy the file "
+                        f"there, or list its directory in LANTHORN_PULL_LOCAL_DIRS; on the server's shell, "
+                        f"`lanthorn pull PATH` and `lanthorn import NAME PATH` read any path", code="forbidden")
     if not path.is_file():
         raise PullError(f"{path}: no such file", code="not_found")
     return LocalSource(label=str(path), name_hint=_slug(path.name), path=path)

@@ -37,16 +37,17 @@ def _jobs_worker() -> bool:
         return False
 
 
-def _follow(job, run, *, queued: bool, quiet: bool):
+def _follow(job, run, *, queued: bool, quiet: bool, note: str | None = None):
     """Shows a job's progress until it ends; `run(job_id)` does it in this process when it was
-    not `queued` (no jobs worker). Ctrl-C in this process cancels it; a queued job goes on."""
+    not `queued` (no jobs worker, or `note` says why). Ctrl-C in this process cancels it; a queued
+    job goes on."""
     import threading
     import time
 
     from registry import services
 
     if not queued:
-        print(f"No jobs worker is running: doing the {job.KIND} in this process.")
+        print(note or f"No jobs worker is running: doing the {job.KIND} in this process.")
         threading.Thread(target=run, args=(job.pk,), daemon=True).start()
     bar = _Progress(quiet=quiet)
     try:
@@ -67,15 +68,18 @@ def _follow(job, run, *, queued: bool, quiet: bool):
 
 
 def cmd_pull(args) -> None:
-    from registry import services
+    from registry import services, sources
 
     user = _user(args.user, required=False)
-    queued = _jobs_worker()
+    # A file on this machine is copied by this process, with the rights of whoever typed the
+    # command, from any path; the jobs worker reads only LANTHORN_PULL_LOCAL_DIRS (API calls reach it).
+    local = sources.is_local(args.source)
+    queued = not local and _jobs_worker()
     # A source start_pull refuses fails with one line on stderr, nothing before it.
     pull = services.start_pull(source=args.source, name=args.name, sha256=args.sha256, user=user,
-                               remote_key=args.key or "", enqueue=queued)
-    pull = _follow(pull, lambda pk: services.run_pull(pull_id=pk, remote_key=args.key or ""),
-                   queued=queued, quiet=args.quiet)
+                               remote_key=args.key or "", enqueue=queued, from_shell=True)
+    pull = _follow(pull, lambda pk: services.run_pull(pull_id=pk, remote_key=args.key or "", from_shell=True),
+                   queued=queued, quiet=args.quiet, note="Copying the file in this process." if local else None)
     if pull.status != pull.DONE:
         raise CommandError(pull.error or f"the pull was {pull.status}")
     pull = services.get_pull(pull_id=pull.pk)

@@ -376,10 +376,16 @@ def test_it_shows_why_an_import_fails(client, admin):
 
 # Pulls.
 
+def imports(home):
+    """LANTHORN_HOME/imports: where a local-path pull asked through the console may read."""
+    (home / "imports").mkdir(exist_ok=True)
+    return home / "imports"
+
+
 def test_it_starts_a_pull_and_shows_progress(client, admin, home):
     client.force_login(admin)
-    source = str(home / "qwen.gguf")
-    (home / "qwen.gguf").write_bytes(b"GGUF")  # a pull of a local file starts only if the file is there
+    source = str(imports(home) / "qwen.gguf")
+    (imports(home) / "qwen.gguf").write_bytes(b"GGUF")  # a pull of a local file starts only if the file is there
     content = client.post(reverse("pull-create"), {"source": source, "name": "qwen", "sha256": ""},
                           **HTMX).content.decode()
     pull = Pull.objects.get()
@@ -425,8 +431,8 @@ def test_a_failed_pull_shows_its_error(client, member):
 
 def test_plain_pull_redirects_to_its_progress_page(client, admin, home):
     client.force_login(admin)
-    (home / "a.gguf").write_bytes(b"GGUF")
-    response = client.post(reverse("pull-create"), {"source": str(home / "a.gguf")})
+    (imports(home) / "a.gguf").write_bytes(b"GGUF")
+    response = client.post(reverse("pull-create"), {"source": str(imports(home) / "a.gguf")})
     pull = Pull.objects.get()
     assert response["Location"] == reverse("pull-detail", args=[pull.pk])
     content = client.get(response["Location"]).content.decode()
@@ -439,13 +445,25 @@ def test_it_shows_why_a_pull_cannot_start(client, admin, home):
     client.force_login(admin)
     content = client.post(reverse("pull-create"), {"source": "ftp://x/y.gguf"}, **HTMX).content.decode()
     assert "unknown source scheme &#x27;ftp://&#x27;" in content
-    content = client.post(reverse("pull-create"), {"source": "/nonexistent/x.gguf"}, **HTMX).content.decode()
-    assert "/nonexistent/x.gguf: no such file" in content
-    (home / "x.gguf").write_bytes(b"GGUF")
-    source = str(home / "x.gguf")
+    missing = imports(home) / "missing.gguf"
+    content = client.post(reverse("pull-create"), {"source": str(missing)}, **HTMX).content.decode()
+    assert f"{missing}: no such file" in content
+    (imports(home) / "x.gguf").write_bytes(b"GGUF")
+    source = str(imports(home) / "x.gguf")
     content = client.post(reverse("pull-create"), {"source": source, "sha256": "abc"}, **HTMX).content.decode()
     assert "sha256 must be 64 hex digits" in content
     assert f'value="{source}"' in content  # what was typed stays
+    assert not Pull.objects.exists()
+
+
+def test_a_pull_of_a_local_path_outside_the_imports_directory_is_refused_naming_the_setting(client, admin, home):
+    client.force_login(admin)
+    (home / "elsewhere.gguf").write_bytes(b"GGUF")
+    for source in (str(home / "elsewhere.gguf"), "/etc/passwd", f"{imports(home)}/../elsewhere.gguf"):
+        content = client.post(reverse("pull-create"), {"source": source}, **HTMX).content.decode()
+        assert "is outside the directories local-path pulls may read" in content, source
+        assert "LANTHORN_PULL_LOCAL_DIRS" in content
+        assert str(imports(home)) in content
     assert not Pull.objects.exists()
 
 

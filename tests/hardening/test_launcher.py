@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lanthorn import processes, redis_server
+from lanthorn import launcher, processes, redis_server
 
 LONG = {"model": "gemma3-270m", "prompt": "1, 2, 3, 4, 5, 6, 7,", "temperature": 0, "max_tokens": 3000,
         "stream": True}
@@ -42,8 +42,9 @@ def the_worker(pid: int) -> int | None:
 
 
 class Launched:
-    def __init__(self, tmp_path: Path):
-        self.redis, redis_url = redis_server.start_private(tmp_path / "redis")
+    def __init__(self, tmp_path: Path, *, redis_password: str | None = None):
+        self.redis, redis_url = redis_server.start_private(tmp_path / "redis", password=redis_password)
+        self.redis_url = redis_url
         port = redis_server.free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**os.environ, "LANTHORN_PORT": str(port), "LANTHORN_HOME": str(tmp_path / "home"),
@@ -121,3 +122,70 @@ def test_a_killed_worker_is_restarted_and_its_request_fails_with_worker_lost(tmp
         assert "restarting it" in launched.log.read_text()
     finally:
         launched.stop()
+
+
+# Which Redis `lanthorn run` uses: it says so, and a password in REDIS_URL serves everything.
+
+PASSWORD = "s3cret-pass"
+
+
+def test_lanthorn_run_says_it_uses_redis_url_and_its_password_serves_the_web_the_workers_and_streams(tmp_path):
+    launched = Launched(tmp_path, redis_password=PASSWORD)
+    try:
+        assert not redis_server.ping(launched.redis_url.replace(f":{PASSWORD}@", ""))  # it does ask for it
+        # The key (the CLI), the request's queue (Celery), the worker's heartbeat and the streamed
+        # answer (the channel layer) all go through that Redis.
+        headers = {"Authorization": f"Bearer {launched.key()}"}
+        body = {"model": "gemma3-270m", "prompt": "Hello", "max_tokens": 4, "stream": True}
+        with httpx.stream("POST", launched.url + "/v1/completions", json=body, headers=headers, timeout=60) as r:
+            assert r.status_code == 200
+            lines = [line for line in r.iter_lines() if line]
+        assert lines[-1] == "data: [DONE]" and not [line for line in lines if '"error"' in line]
+        log = launched.log.read_text()
+        port = launched.redis_url.rsplit(":", 1)[1].split("/")[0]
+        assert (f"Redis: redis://:***@127.0.0.1:{port}/0, from REDIS_URL (found running; Lanthorn did not "
+                f"start it)") in log
+        assert PASSWORD not in log
+    finally:
+        launched.stop()
+
+
+def test_the_launcher_says_it_found_a_redis_running_on_the_default_port(tmp_path, monkeypatch, capsys):
+    proc, url = redis_server.start_private(tmp_path / "redis")
+    try:
+        monkeypatch.delenv("REDIS_URL", raising=False)
+        monkeypatch.setattr(redis_server, "default_url", lambda home: url)
+        children = []
+
+        assert launcher._redis(children, tmp_path / "home") == url
+
+        assert children == []  # not Lanthorn's to stop
+        assert capsys.readouterr().out == (f"Redis: {url}, found running on that port and used (Lanthorn did not "
+                                           f"start it; set REDIS_URL to choose another)\n")
+    finally:
+        processes.stop([proc])
+
+
+def test_the_launcher_says_it_started_a_private_redis_when_none_answers(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr(redis_server, "default_url", lambda home: f"redis://127.0.0.1:{redis_server.free_port()}/0")
+    children = []
+    try:
+        url = launcher._redis(children, tmp_path / "home")
+
+        assert [redis_server.ping(url), len(children)] == [True, 1]
+        assert capsys.readouterr().out == (f"Redis: {url}, started by Lanthorn (private: loopback only, nothing "
+                                           f"kept on disk, stops with Lanthorn)\n")
+    finally:
+        processes.stop(children)
+
+
+def test_the_launcher_refuses_a_redis_url_that_does_not_answer_without_showing_its_password(monkeypatch):
+    port = redis_server.free_port()
+    monkeypatch.setenv("REDIS_URL", f"redis://:{PASSWORD}@127.0.0.1:{port}/0")
+
+    with pytest.raises(launcher.LaunchError) as caught:
+        launcher._redis([], Path("/nonexistent"))
+
+    assert str(caught.value).startswith(f"REDIS_URL=redis://:***@127.0.0.1:{port}/0 does not answer")
+    assert PASSWORD not in str(caught.value)

@@ -22,6 +22,7 @@ def test_a_new_home_its_database_and_secret_key_are_owner_only(tmp_path):
     subprocess.run([sys.executable, "manage.py", "migrate", "--verbosity", "0"], cwd=processes.BASE_DIR,
                    env=env, check=True, timeout=120, preexec_fn=lambda: os.umask(0o022))
     assert mode(home) == 0o700
+    assert mode(home / "imports") == 0o700  # where API and console pulls of local files may read
     assert mode(home / "secret_key") == 0o600
     assert mode(home / "lanthorn.sqlite3") == 0o600
 
@@ -38,5 +39,8 @@ def test_redis_with_a_password_is_used_and_the_password_never_printed(tmp_path):
             time.sleep(0.05)
         assert not redis_server.ping(f"redis://127.0.0.1:{port}/0")
         assert "s3cret-pass" not in redis_server.masked(url)
+        for other in (f"redis://user:s3cret-pass@127.0.0.1:{port}/0", f"redis://127.0.0.1:{port}/0?password=s3cret-pass",
+                      f"redis://s3cret-pass@127.0.0.1:{port}/0"):
+            assert "s3cret-pass" not in redis_server.masked(other)
     finally:
         processes.stop([proc])

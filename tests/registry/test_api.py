@@ -139,6 +139,18 @@ def test_a_member_cannot_change_a_model(as_member, versions, method, path, data)
     assert services.describe(model=services.get_model(name="tiny")) == before
 
 
+def test_an_admin_pull_of_a_local_path_outside_the_imports_directory_is_a_400_naming_the_setting(
+        as_admin, home, tmp_path):
+    (tmp_path / "secret.gguf").write_bytes(b"GGUF")
+    for source in ("/etc/passwd", str(tmp_path / "secret.gguf"), f"file://{tmp_path}/secret.gguf"):
+        response = as_admin.post("/api/pulls", {"source": source}, format="json")
+
+        error = assert_openai_error(response, 400, "forbidden")
+        assert error["param"] == "source"
+        assert "LANTHORN_PULL_LOCAL_DIRS" in error["message"]
+        assert str(home / "imports") in error["message"]
+
+
 def test_an_admin_changes_the_config(as_admin, versions):
     response = as_admin.patch("/api/models/tiny/config", {"n_ctx": 1024, "temperature": 0.2}, format="json")
 

