@@ -200,11 +200,12 @@ def test_a_csv_export_is_what_csv_writer_makes_of_each_body_edited_or_not(admin)
         cursor.execute("UPDATE audit_auditevent SET body = %s WHERE seq = %s",
                        [edit(AuditEvent.objects.get(seq=seq).body), seq])
     cursor.execute("UPDATE audit_auditevent SET target = 'other' WHERE seq = 7")  # a column, not the body
+    write_chain(2 * services._CSV_BATCH)
 
     exported, rows = csv_export()
 
     assert exported == written_by_csv_writer(rows)
-    lines = list(csv.DictReader(io.StringIO(exported)))
+    lines = list(csv.DictReader(io.StringIO(exported)))[:10]
     assert [line["seq"] for line in lines] == ["1", "2", "3", "4", "5", "6.0", "7", "8", "9", "10"]
     # Bodies re-spelt (2, 5) still say what was hashed; changed values (3, 6) show as edited. (The column
     # edited on 7 is not in the body that exports copy: verify names it.)
