@@ -50,10 +50,11 @@ _end = sync_to_async(live.end_answer, thread_sensitive=False)
 _running: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
 
 
-async def ask(*, layer, room: int, user, content: str) -> bool:
+async def ask(*, layer, room: int, user, content: str, origin: dict | None = None) -> bool:
     """Starts the answer to `user`'s message in the background; False while the room is busy
-    with another answer (nothing is saved then)."""
-    session = RequestSession(interface="playground", user=user)
+    with another answer (nothing is saved then). `origin`: where the message came from (the
+    `source_ip` and `user_agent` of `core.actions.scope_origin`), for the answer's audit event."""
+    session = RequestSession(interface="playground", user=user, origin=origin)
     if not await _begin(room=room, request_id=session.request_id, by=user.username):
         return False
     task = asyncio.create_task(_answer(layer=layer, room=room, user=user, content=content, session=session))

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from core.actions import scope_origin
 from playground import answers, live, selectors
 
 MAX_MESSAGE_CHARS = 32_000
@@ -84,7 +85,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(f"A message can have at most {MAX_MESSAGE_CHARS} characters.")
         elif not await _enter(user=self.user, room=self.room):  # left the team, or was deactivated
             await self.close(code=4403)
-        elif not await answers.ask(layer=self.channel_layer, room=self.room, user=self.user, content=content):
+        elif not await answers.ask(layer=self.channel_layer, room=self.room, user=self.user, content=content,
+                                   origin=scope_origin(self.scope)):
             await self._refuse("The model is still answering in this room: wait for it, or press Stop.")
 
     async def _refuse(self, error: str) -> None:

@@ -53,14 +53,21 @@ def cookie_for(user) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-def socket(room_id: int, cookie: bytes | None = None, *, origin: str = f"http://{HOST}") -> WebsocketCommunicator:
-    """A browser's socket to the room: `cookie` from cookie_for(user) (sync code: take it before the loop)."""
+def socket(room_id: int, cookie: bytes | None = None, *, origin: str = f"http://{HOST}", user_agent: str = "",
+           client: tuple[str, int] | None = None) -> WebsocketCommunicator:
+    """A browser's socket to the room: `cookie` from cookie_for(user) (sync code: take it before the loop);
+    `client`: the address it comes from, as the ASGI server would say."""
     from lanthorn.asgi import application
 
     headers = [(b"host", HOST.encode()), (b"origin", origin.encode())]
     if cookie:
         headers.append((b"cookie", cookie))
-    return WebsocketCommunicator(application, f"/ws/playground/rooms/{room_id}/", headers=headers)
+    if user_agent:
+        headers.append((b"user-agent", user_agent.encode()))
+    communicator = WebsocketCommunicator(application, f"/ws/playground/rooms/{room_id}/", headers=headers)
+    if client:
+        communicator.scope["client"] = client
+    return communicator
 
 
 async def frames_until(ws: WebsocketCommunicator, done, *, timeout: float = 240) -> list[dict]:

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from audit.models import AuditEvent
 from console.models import UsageRecord
 from playground.models import Conversation, Message
 from tests.playground.conftest import answer_saved, cookie_for, frames_until, settle, socket
@@ -44,6 +45,27 @@ def test_it_streams_an_answer_token_by_token_and_saves_it(room, member):
     row = UsageRecord.objects.get(request_id=answer["request_id"])
     assert (row.endpoint, row.user, row.api_key, row.outcome) == ("playground", member, None, "ok")
     assert UsageRecord.objects.count() == 1
+
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
+
+
+def test_the_audit_event_of_an_answer_names_the_address_and_browser_the_message_came_from(room, member):
+    cookie = cookie_for(member)
+
+    async def scenario():
+        ws = socket(room.pk, cookie, user_agent=BROWSER, client=("192.0.2.10", 51234))
+        assert (await ws.connect())[0]
+        await ws.receive_json_from(timeout=10)
+        await ws.send_json_to({"type": "send", "content": "Hello"})
+        answer = (await frames_until(ws, answer_saved))[-1]["message"]
+        await settle()
+        await ws.disconnect()
+        return answer
+
+    answer = asyncio.run(scenario())
+    [event] = AuditEvent.objects.filter(action="request.chat", details__request_id=answer["request_id"])
+    assert (event.actor_username, event.source_ip, event.user_agent) == ("bob", "192.0.2.10", BROWSER)
 
 
 def generations_running() -> int:
