@@ -123,6 +123,33 @@ def test_it_gives_the_same_greedy_text_alone_and_beside_others(engine):
     assert len(set(alone)) == len(PROMPTS)  # and each is its own prompt's answer
 
 
+EIGHT = ["Quantum entanglement is", "The history of Rome begins", "A good cup of coffee needs",
+         "The ocean covers most of", "Mountains are formed when", "The first computers were",
+         "In the forest at night,", "A healthy breakfast has"]
+
+
+def test_it_gives_the_same_greedy_text_alone_and_eight_at_once():
+    # Eight rows in a decode would take ggml's tiled matmul, which sums in another order.
+    eight = new_engine(slots=8)
+    try:
+        alone = ["".join(run(eight, prompt=p, max_tokens=48)[1]) for p in EIGHT]
+        together = ["".join(pieces) for _, pieces in run_together(eight, *({"prompt": p, "max_tokens": 48}
+                                                                            for p in EIGHT))]
+    finally:
+        eight.retire()
+    assert together == alone
+
+
+def test_it_gives_the_same_greedy_text_for_long_chats_alone_and_beside_others(engine):
+    # Past 256 cells, flash attention splits a lone sequence's KV across threads.
+    long = [ask(f"Story {i}. " + "The keeper climbed the stairs of the lighthouse and lit the lamp. " * 22
+                + p, max_tokens=32) for i, p in enumerate(PROMPTS)]
+    alone = ["".join(run(engine, **fields)[1]) for fields in long]
+    together = ["".join(pieces) for _, pieces in run_together(engine, *long)]
+    assert all(job.prompt_tokens > 300 for job, _ in [run(engine, **{**long[0], "max_tokens": 1})])
+    assert together == alone
+
+
 def test_it_cancels_one_request_while_the_others_go_on(engine):
     cancelled = threading.Event()
     tokens = []
