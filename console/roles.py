@@ -8,6 +8,7 @@ helpers, never `is_staff`/`is_superuser` directly.
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
 ADMIN, MEMBER, AUDITOR = "admin", "member", "auditor"
 ROLES = (ADMIN, MEMBER, AUDITOR)
@@ -26,9 +27,16 @@ def assigned_role(user) -> str:
     back when reactivated)."""
     if user.is_superuser:
         return ADMIN
-    if any(group.name == AUDITORS_GROUP for group in user.groups.all()):  # uses a prefetch if there is one
-        return AUDITOR
-    return MEMBER
+    auditor = getattr(user, "in_auditors", None)  # read with the user by `auditor_annotation`, if it was
+    if auditor is None:
+        auditor = any(group.name == AUDITORS_GROUP for group in user.groups.all())  # uses a prefetch if any
+    return AUDITOR if auditor else MEMBER
+
+
+def auditor_annotation(user_field: str) -> Exists:
+    """For `.annotate(owner_in_auditors=...)`: whether the row's user is an auditor, read in the same
+    query (an API request would otherwise spend a second query on it)."""
+    return Exists(Group.objects.filter(name=AUDITORS_GROUP, user=OuterRef(user_field)))
 
 
 def is_admin(user) -> bool:

@@ -254,9 +254,11 @@ def authenticate_key(*, raw: str) -> ApiKey:
     if not raw:
         raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                          reason="missing_api_key")
-    key = ApiKey.objects.select_related("user").filter(hashed_key=hash_key(raw)).first()
+    key = (ApiKey.objects.select_related("user").annotate(owner_in_auditors=roles.auditor_annotation("user_id"))
+           .filter(hashed_key=hash_key(raw)).first())
     if key is None:
         raise InvalidKey("Incorrect API key provided.", reason="invalid_api_key")
+    key.user.in_auditors = key.owner_in_auditors
     if key.revoked_at is not None:
         raise InvalidKey("This API key has been revoked.", reason="revoked_api_key")
     if not key.user.is_active:

@@ -132,3 +132,12 @@ def test_an_auditor_cannot_run_models(stack, default_model, auditor):
     assert result.returncode == 1
     assert "Auditors" in result.stderr
     assert UsageRecord.objects.get(user=auditor).status_code == 403
+
+
+def test_an_auditors_api_key_cannot_run_models(stack, default_model, auditor, member):
+    # The key check reads whether the owner is an auditor in its own query; a member's key is not one.
+    auditors, members = (key_with(person).raw for person in (auditor, member))
+    refused, = async_to_sync(fire)(stack.url, auditors, [chat("Hi", max_tokens=2)])
+    allowed, = async_to_sync(fire)(stack.url, members, [chat("Hi", max_tokens=2)])
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
+    assert allowed.status_code == 200
