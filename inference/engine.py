@@ -360,6 +360,8 @@ class Engine:
             if not self.invariant or len(self.slots[low].cached) < LONE_CELLS:
                 return []
             high = low + 1 if low + 1 < self.streams else low - 1
+        # A stream holds at most n_ctx - 1 cells (a prompt leaves room for a token, whose last is never
+        # decoded), so a filler's position is always inside it.
         return [(seq, len(self.slots[seq].cached) if seq < len(self.slots) else 0)
                 for seq in range(min(low, high), max(low, high) + 1) if seq not in ids]
 
