@@ -117,8 +117,8 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
                        param="model")
     version = model.active_version
     call.version_digest = version.digest
+    check_served(model=model.name)
     if kind == "embedding":
-        check_served(model=model.name)
         return Prepared(stream=False, include_usage=False, model=model.name, version_id=version.id,
                         load=model.load_config(), job={"inputs": params["input"]}, kind=kind,
                         encoding_format=params["encoding_format"])
@@ -153,8 +153,6 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
         prepared.cache_ttl = model.cache_ttl
         if prepared.cache_key:
             prepared.cached = answer_cache.lookup(prepared.cache_key)
-    if prepared.cached is None:  # an answer from the cache needs no worker
-        check_served(model=model.name)
     return prepared
 
 
