@@ -30,8 +30,8 @@ Greedy output does not depend on what runs beside a request or ran before it:
   (the KV split across threads, summed in another order) for one lone sequence once it holds 512
   cells. So the rows run from the lowest to the highest generating slot, a slot between them that
   is not generating gets a filler row (no logits, its cell removed after the step), and a lone
-  sequence of LONE_CELLS or more gets a neighbour's filler row. Measured: without it, answers of 64 tokens alone and
-  eight at once differed in 5 of 8 prompts;
+  sequence of LONE_CELLS or more gets a neighbour's filler row. Measured: without it, answers of
+  64 tokens alone and eight at once differed in 5 of 8 prompts;
 - ggml's tiled K-quant matmul, which starts at 8 rows and sums in another order than the stock
   kernel, is turned off (GGML_CPU_TILED_MM=0, before the first decode of the process). Measured on
   2 cores: 8 sequences decode as fast without it.
@@ -132,7 +132,7 @@ class Slot:
         self.job: Job | None = None
         self.used = 0  # step count when it last served, to pick the least recently used
 
-    def start(self, job: Job, tokens: list[int], sampler: LlamaSampler, limit: int) -> None:
+    def start(self, job: Job, tokens: list[int], sampler: LlamaSampler | None, limit: int) -> None:
         self.job, self.tokens, self.sampler, self.limit = job, tokens, sampler, limit
         self.generated = 0
         self.next_token: int | None = None  # sampled, not yet in the KV cache
@@ -369,29 +369,25 @@ class Engine:
         """Evaluates tokens of some slots' sequences (each at the end of what its stream holds) and
         samples the next token of those whose last token wants it. Filler rows (stream, position)
         go in among them by stream, and their cells are removed afterwards."""
-        batch, rows, sampling = self.batch, 0, []
-        rows_of = [(slot.seq_id, slot, tokens, logits) for slot, tokens, logits in items]
-        rows_of += [(seq, None, pos, False) for seq, pos in fillers]
-        for seq_id, slot, tokens, logits in sorted(rows_of, key=lambda row: row[0]):
-            if slot is None:  # a filler: any token, at the stream's next position
-                batch.token[rows], batch.pos[rows], batch.logits[rows] = max(self.bos, 0), tokens, False
-                batch.n_seq_id[rows] = 1
-                batch.seq_id[rows][0] = seq_id
+        rows, sampling = 0, []
+        work = {slot.seq_id: (slot, tokens, logits) for slot, tokens, logits in items}
+        fill = dict(fillers)
+        for seq_id in sorted(work.keys() | fill.keys()):  # one ubatch needs them in stream order
+            if seq_id in fill:  # any token, at the stream's next position, no logits
+                self._row(rows, token=max(self.bos, 0), pos=fill[seq_id], seq_id=seq_id, logits=False)
                 rows += 1
                 continue
+            slot, tokens, logits = work[seq_id]
             slot.next_token = None
             for i, token in enumerate(tokens):
-                batch.token[rows] = token
-                batch.pos[rows] = len(slot.cached)
-                batch.n_seq_id[rows] = 1
-                batch.seq_id[rows][0] = seq_id
-                batch.logits[rows] = logits and i == len(tokens) - 1
+                self._row(rows, token=token, pos=len(slot.cached), seq_id=seq_id,
+                          logits=logits and i == len(tokens) - 1)
                 slot.cached.append(token)
                 rows += 1
             if logits:
                 sampling.append((slot, rows - 1))
-        batch.n_tokens = rows
-        status = llama_cpp.llama_decode(self.ctx.ctx, batch)
+        self.batch.n_tokens = rows
+        status = llama_cpp.llama_decode(self.ctx.ctx, self.batch)
         for seq_id, pos in fillers:
             llama_cpp.llama_memory_seq_rm(self.ctx.memory, seq_id, pos, -1)
         if status != 0:
@@ -405,6 +401,12 @@ class Engine:
                 self._sampled(slot, int(logits.argmax()))
             else:
                 self._sampled(slot, llama_cpp.llama_sampler_sample(slot.sampler.sampler, self.ctx.ctx, row))
+
+    def _row(self, row: int, *, token: int, pos: int, seq_id: int, logits: bool) -> None:
+        batch = self.batch
+        batch.token[row], batch.pos[row], batch.logits[row] = token, pos, logits
+        batch.n_seq_id[row] = 1
+        batch.seq_id[row][0] = seq_id
 
     def _sampled(self, slot: Slot, token: int) -> None:
         job = slot.job
