@@ -23,6 +23,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class NotReadyFilter(logging.Filter):
+    """Keeps `/readyz`'s 503 out of django.request's errors: "not ready yet" is the answer a
+    readiness probe asks for (`lanthorn run` polls it while the worker loads), not a server
+    error. Django gives its records the request and the status code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (getattr(record, "status_code", None) == 503 and getattr(request, "path", "") == "/readyz")
+
+
 @sync_and_async_middleware
 def RequestIdMiddleware(get_response):
     """Gives each request to Django's views an id, in its log lines and its `X-Request-Id`."""

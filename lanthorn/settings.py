@@ -354,7 +354,9 @@ PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
 # `text` (default) or `json`: one JSON object per line, with the request id.
 LANTHORN_LOG_FORMAT = envchoice("LANTHORN_LOG_FORMAT", "text", ("text", "json"))
-LOGGING["filters"] = {"request_id": {"()": "core.logs.RequestIdFilter"}}
+LOGGING["filters"] = {"request_id": {"()": "core.logs.RequestIdFilter"},
+                      "not_ready": {"()": "core.logs.NotReadyFilter"}}
+LOGGING["loggers"]["django.request"] = {"filters": ["not_ready"]}
 LOGGING["formatters"] = {
     "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
     "json": {"()": "pythonjsonlogger.json.JsonFormatter",

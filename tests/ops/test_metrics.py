@@ -71,3 +71,14 @@ def test_it_is_not_ready_when_redis_is_down_and_names_it(client, home):
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["redis"] == "Redis does not answer"
     assert "Error" not in body["reason"] and "redis:" in body["reason"]
+
+
+def test_it_does_not_log_not_ready_as_a_server_error(client, home, caplog):
+    # `lanthorn run` polls /readyz while the worker loads; each poll's 503 is the expected answer.
+    with caplog.at_level("INFO", logger="django.request"):
+        r = client.get("/readyz")
+        client.get("/no-such-page/")
+
+    assert r.status_code == 503
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "django.request"]
+    assert logged == ["Not Found: /no-such-page/"]
