@@ -1,6 +1,6 @@
 """What the benchmarks share: Lanthorn started as `make run` starts it, on a throwaway database,
-and a minimal streaming client (http.client, no JSON decoding of text chunks: the client's CPU
-time is taken from the model's threads on a small machine)."""
+and a minimal streaming client (http.client and one json.loads a chunk: the client's CPU time is
+taken from the model's threads on a small machine)."""
 
 import atexit
 import contextlib
