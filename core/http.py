@@ -4,9 +4,10 @@
 with 413 by its Content-Length before any of it is read, or as soon as the running total passes
 the limit (chunked bodies, lying headers); a body that does not arrive within
 LANTHORN_BODY_TIMEOUT seconds is refused with 408. The refusal is an OpenAI error object; the
-application underneath then sees the client go away (`http.disconnect`) and whatever it still
-sends is dropped. Refusals are counted (see `core.anonymous`), never written as usage rows:
-nobody has been authenticated yet.
+application underneath then sees the client go away (`http.disconnect`, carrying the error under
+REFUSED) and whatever it still sends is dropped. Refusals are counted (see `core.anonymous`); a
+door that had already checked the request's key (a chunked body refused midway) records the
+error on the request's usage row.
 """
 
 import asyncio
@@ -17,6 +18,8 @@ from django.conf import settings
 from core.anonymous import count_refusal
 from core.encoding import json_bytes
 from core.errors import ApiError
+
+REFUSED = "lanthorn.refused"  # the ApiError that the client got, in the disconnect the app sees
 
 
 def too_large() -> ApiError:
@@ -57,7 +60,7 @@ class BodyLimit:
             await count_refusal(error.code)
             if not state["started"]:
                 await send_error(send, error)
-            return {"type": "http.disconnect"}
+            return {"type": "http.disconnect", REFUSED: error}
 
         async def limited_receive():
             if state["refused"]:

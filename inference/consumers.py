@@ -23,6 +23,7 @@ from channels.generic.http import AsyncHttpConsumer
 from core.actions import scope_origin
 from core.encoding import json_bytes
 from core.errors import ApiError
+from core.http import REFUSED
 from inference import openai_format
 from inference.services import Prepared
 from inference.session import Done, Embedded, Failed, RequestSession, Text, unavailable
@@ -106,7 +107,8 @@ class SessionConsumer(AsyncHttpConsumer):
         if self.pump is not None:
             self.pump.cancel()
         if self.session is not None:
-            await self.session.cancel()
+            refused = message.get(REFUSED)  # the body limit answered the client (413, 408)
+            await (self.session.fail(refused) if refused is not None else self.session.cancel())
         raise StopConsumer()
 
     async def _pump(self, prepared: Prepared) -> None:

@@ -25,9 +25,9 @@ def error_of(reply, status: int) -> dict:
 
 
 def wait_for_usage_row(key) -> UsageRecord:
-    """The request's one usage row. When the body limit answers, the consumer learns of it as a
-    disconnect and writes the row just after the client has its error; a test waits for it, so
-    that no write of the server's races the database's flush at teardown."""
+    """The request's one usage row. When the body limit answers, the consumer learns of it with
+    the disconnect and writes the row just after the client has its error; a test waits for it,
+    so that no write of the server's races the database's flush at teardown."""
     deadline = time.monotonic() + 15
     while not UsageRecord.objects.filter(api_key=key).exists():
         assert time.monotonic() < deadline, "no usage row 15 s after the error"
@@ -58,7 +58,8 @@ def test_it_refuses_a_chunked_body_once_its_running_total_passes_the_limit(stack
                     headers={"Authorization": f"Bearer {member_key.raw}", "Transfer-Encoding": "chunked"})
     assert error_of(reply, 413)["code"] == "request_too_large"
     assert reply.sent < 16 * 1024 * 1024
-    wait_for_usage_row(member_key.key)
+    row = wait_for_usage_row(member_key.key)
+    assert (row.status_code, row.error_code) == (413, "request_too_large")
 
 
 def test_it_times_out_a_sender_that_stalls(stack, default_model, member_key):
@@ -66,7 +67,8 @@ def test_it_times_out_a_sender_that_stalls(stack, default_model, member_key):
                     headers={"Authorization": f"Bearer {member_key.raw}", "Content-Length": "1000"},
                     timeout=float(stack.env["LANTHORN_BODY_TIMEOUT"]) + 20)
     assert error_of(reply, 408)["code"] == "request_timeout"
-    wait_for_usage_row(member_key.key)
+    row = wait_for_usage_row(member_key.key)
+    assert (row.status_code, row.error_code) == (408, "request_timeout")
 
 
 @pytest.mark.parametrize("path", ["/api/pulls", "/login/", "/admin/login/"])
