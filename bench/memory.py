@@ -15,25 +15,32 @@ import time
 from harness import lanthorn, load
 
 
+def with_children(pid: int) -> list[int]:
+    """The process and its children (`lanthorn worker` execs Celery in place: usually none)."""
+    return [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
+
+
 def pss_kb(pid: int) -> int:
-    """PSS of the process and its children (`lanthorn worker` execs Celery in place)."""
-    pids = [pid, *map(int, subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split())]
+    """PSS of the process and its children."""
     total = 0
-    for p in pids:
+    for p in with_children(pid):
         with open(f"/proc/{p}/smaps_rollup") as f:
             total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
     return total
 
 
 def weights_pss_kb(pid: int) -> int:
-    """PSS of the model file's mapping (the weights, shared between processes through mmap)."""
-    total, inside = 0, False
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            if "-" in line.split(" ", 1)[0]:  # a mapping's header line
-                inside = "sha256-" in line
-            elif inside and line.startswith("Pss:"):
-                total += int(line.split()[1])
+    """PSS of the model file's mappings in the process and its children (the weights, shared
+    between processes through mmap)."""
+    total = 0
+    for p in with_children(pid):
+        inside = False
+        with open(f"/proc/{p}/smaps") as f:
+            for line in f:
+                if "-" in line.split(" ", 1)[0]:  # a mapping's header line
+                    inside = "sha256-" in line
+                elif inside and line.startswith("Pss:"):
+                    total += int(line.split()[1])
     return total
 
 
