@@ -1,13 +1,15 @@
 """The engine with the real default model, in this process: chat template, stops, UTF-8, and
 continuous batching (several requests in one llama_decode per step)."""
 
+import ctypes
 import threading
 import time
 
+import llama_cpp
 import pytest
 
 from inference.chat_templates import CHATML, GEMMA, template_for
-from inference.engine import CHUNK, Engine, Job, StopFilter
+from inference.engine import TILE, Engine, Job, StopFilter
 
 
 def new_engine(*, slots: int) -> Engine:
@@ -174,13 +176,33 @@ def test_it_keeps_each_requests_own_stops_and_limits(engine):
     assert cut.finish_reason == "stop" and "8" not in "".join(cut_text) and "7" in "".join(cut_text)
 
 
-def test_it_reuses_the_kv_of_a_prompt_prefix_in_whole_chunks(engine):
+def test_it_reuses_the_kv_of_a_whole_prompt_prefix(engine):
     history = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper. " * 12},
-               {"role": "assistant", "content": "Once upon a time there was a keeper."}]
+               {"role": "assistant", "content": "Once upon a time there was a keeper, who kept the light "
+                                                "of the northern cape burning through every storm. " * 3}]
     first, _ = run(engine, messages=history[:1], max_tokens=2)
     second, _ = run(engine, messages=[*history, {"role": "user", "content": "Go on."}], max_tokens=2)
-    assert first.prompt_tokens > CHUNK
-    assert second.cached_tokens >= first.prompt_tokens // CHUNK * CHUNK and second.cached_tokens % CHUNK == 0
+    assert first.prompt_tokens > TILE and first.prompt_tokens % TILE != 0
+    assert second.prompt_tokens - first.prompt_tokens >= TILE
+    # The first prompt's tokens, to the last (the chat template ends it with the turn marker).
+    assert second.cached_tokens == first.prompt_tokens
+
+
+def test_it_evaluates_a_short_rest_of_a_prompt_with_tokens_it_reuses(engine):
+    question = [{"role": "user", "content": "Tell me a long story about a lighthouse keeper. " * 12}]
+    first, _ = run(engine, messages=question, max_tokens=2)
+    again, _ = run(engine, messages=question, max_tokens=2)
+    assert first.prompt_tokens > TILE
+    # At least TILE tokens go through a decode, so each row takes the same kernel as in a fresh run.
+    assert again.cached_tokens == first.prompt_tokens - TILE
+
+
+def test_it_does_not_reuse_a_prompt_shorter_than_a_tile(engine):
+    question = [{"role": "user", "content": "Name a colour."}]
+    first, _ = run(engine, messages=question, max_tokens=2)
+    again, _ = run(engine, messages=question, max_tokens=2)
+    assert first.prompt_tokens < TILE
+    assert again.cached_tokens == 0
 
 
 def answer_then_follow_up(engine, question: str, *, answer_tokens: int, then: str) -> tuple[Job, list[dict]]:
@@ -194,9 +216,9 @@ def test_it_reevaluates_generated_tokens_rather_than_reuse_their_kv(engine):
     first, follow = answer_then_follow_up(engine, "Tell me a long story about a lighthouse keeper and the sea. " * 6,
                                           answer_tokens=96, then="Now say it in one line.")
     second, _ = run(engine, messages=follow, max_tokens=2)
-    assert first.completion_tokens > CHUNK
-    # The question's chunks are reused; the answer, generated one token a step, is evaluated anew.
-    assert first.prompt_tokens // CHUNK * CHUNK == second.cached_tokens
+    assert first.completion_tokens > TILE
+    # The question is reused; the answer, generated one token a step, is evaluated anew.
+    assert first.prompt_tokens == second.cached_tokens
 
 
 def test_it_gives_the_same_greedy_text_on_a_warm_slot_as_on_a_new_engine(engine):
@@ -210,6 +232,33 @@ def test_it_gives_the_same_greedy_text_on_a_warm_slot_as_on_a_new_engine(engine)
         fresh.retire()
     assert warm.cached_tokens > 0 and cold.cached_tokens == 0
     assert "".join(warm_text) == "".join(cold_text)
+
+
+def last_logits(engine) -> bytes:
+    """The logits of the last row of the engine's last decode, now that it is idle, as bytes."""
+    logits = llama_cpp.llama_get_logits_ith(engine.ctx.ctx, -1)
+    return ctypes.string_at(logits, engine.n_vocab * ctypes.sizeof(ctypes.c_float))
+
+
+def test_it_gives_the_same_logits_whatever_prefix_a_slot_held(engine):
+    """A prompt whose prefix a slot holds (reused up to any token, its rest evaluated in one piece
+    of TILE rows that starts among the reused ones) gives the logits of a fresh evaluation, to the bit."""
+    topics = ["a harbour at night", "an old mill by a river", "a market in the rain"]
+    for i, topic in enumerate(topics):
+        question = [{"role": "user", "content": f"Describe {topic}, with its sounds and smells. " * (5 + i)}]
+        run(engine, messages=question, max_tokens=1)  # a slot now holds the question
+        longer = [{"role": "user", "content": question[0]["content"] + "Be brief."}]
+        warm, _ = run(engine, messages=longer, max_tokens=1)  # its last decode was the prompt's
+        warm_logits = last_logits(engine)
+        fresh = new_engine(slots=1)
+        try:
+            cold, _ = run(fresh, messages=longer, max_tokens=1)
+            cold_logits = last_logits(fresh)
+        finally:
+            fresh.retire()
+        assert 0 < warm.prompt_tokens - warm.cached_tokens == TILE and warm.cached_tokens % TILE != 0
+        assert cold.cached_tokens == 0
+        assert warm_logits == cold_logits, topic
 
 
 def test_it_draws_only_from_the_top_k_tokens(engine):
