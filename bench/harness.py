@@ -84,6 +84,8 @@ def lanthorn(*, threads: int, workers: int = 1, **config):
     """Lanthorn with the default model (`threads` threads, and any load config in `config`); a
     process may start it several times, one after another."""
     base = _setup()
+    from django.conf import settings
+
     from registry.models import Model
 
     Model.objects.filter(name=MODEL).update(**{**base.defaults, "n_threads": threads, **config})
@@ -94,7 +96,8 @@ def lanthorn(*, threads: int, workers: int = 1, **config):
         url = f"http://127.0.0.1:{port}"
         started = [processes.start_worker(loglevel="WARNING", index=i) for i in range(workers)]
         children.extend(started)
-        children.append(processes.start_server(host="127.0.0.1", port=port))
+        children.append(processes.start_server(host="127.0.0.1", port=port,
+                                               web_processes=settings.LANTHORN_WEB_PROCESSES))
         processes.wait_healthy(url, children[-1 - workers:])
         yield Lanthorn(url=url, key=base.key, model_path=model.active_version.path,
                        workers=[p.pid for p in started])

@@ -9,6 +9,9 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from lanthorn.processes import die_with_supervisor
+
+die_with_supervisor()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
 django_asgi_app = get_asgi_application()
 

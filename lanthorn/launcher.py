@@ -154,6 +154,7 @@ def main() -> None:
         except ValueError as exc:  # a setting with a bad value names its variable
             raise LaunchError(f"configuration: {exc}") from exc
         password = setup()
+        from django.conf import settings
         from django.db.models import Max
 
         from registry.models import Model
@@ -162,7 +163,7 @@ def main() -> None:
         # never take a model's threads); each one restarted when it dies.
         workers = [Worker(index=i) for i in range(Model.objects.aggregate(n=Max("max_workers"))["n"] or 1)]
         workers.append(Worker(jobs=True))
-        server = processes.start_server(host=host, port=port)
+        server = processes.start_server(host=host, port=port, web_processes=settings.LANTHORN_WEB_PROCESSES)
         grpc = processes.start_grpc(host=grpc_host, port=grpc_port)
         others = children[:]  # Redis, when private
         children += [*(w.proc for w in workers), server, grpc]

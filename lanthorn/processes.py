@@ -29,6 +29,19 @@ def die_with_parent():
     return setup
 
 
+def die_with_supervisor() -> None:
+    """In a web process that uvicorn's supervisor started (`--workers`): SIGKILL when the supervisor
+    ends, however it ends, as `die_with_parent` gives the supervisor itself. Elsewhere, nothing."""
+    import multiprocessing
+
+    supervisor = multiprocessing.parent_process()
+    if supervisor is None:
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != supervisor.pid:  # it died before the prctl took effect
+        os._exit(1)
+
+
 def spawn(args: list, *, env: dict | None = None, **kwargs) -> subprocess.Popen:
     return subprocess.Popen(args, cwd=BASE_DIR, env=env, start_new_session=True, preexec_fn=die_with_parent(),
                             **kwargs)
@@ -44,9 +57,13 @@ def start_worker(*, env: dict | None = None, loglevel: str = "INFO", models: lis
                  stderr=stderr)
 
 
-def start_server(*, host: str, port: int, env: dict | None = None, stderr=None) -> subprocess.Popen:
+def start_server(*, host: str, port: int, env: dict | None = None, stderr=None, web_processes: int = 1
+                 ) -> subprocess.Popen:
+    """uvicorn: one process, or `web_processes` behind one port under a supervising one (all in one
+    process group, which `stop` and `kill` signal whole)."""
+    several = ["--workers", str(web_processes)] if web_processes > 1 else []
     return spawn([sys.executable, "-m", "uvicorn", "lanthorn.asgi:application", "--host", host, "--port", str(port),
-                  "--no-access-log", "--log-level", "warning"], env=env, stderr=stderr)
+                  "--no-access-log", "--log-level", "warning", *several], env=env, stderr=stderr)
 
 
 def start_grpc(*, host: str, port: int, env: dict | None = None) -> subprocess.Popen:

@@ -331,6 +331,12 @@ LANTHORN_HOST = os.getenv("LANTHORN_HOST", "127.0.0.1")
 LANTHORN_PORT = envint("LANTHORN_PORT", "8000")
 if not 0 < LANTHORN_PORT < 65536:
     raise ValueError(f"LANTHORN_PORT={LANTHORN_PORT} is not a port number (1-65535)")
+# Web processes behind that port (uvicorn's workers): each serves requests on its own core.
+# Measured on 2 cores (bench/cache.py): 147-170 answers a second from the response cache with
+# one, 200-207 with two.
+LANTHORN_WEB_PROCESSES = envint("LANTHORN_WEB_PROCESSES", "2")
+if not 1 <= LANTHORN_WEB_PROCESSES <= 64:
+    raise ValueError(f"LANTHORN_WEB_PROCESSES={LANTHORN_WEB_PROCESSES} is not between 1 and 64")
 # The models this worker serves (`lanthorn worker --models a,b` sets it); empty: every model.
 LANTHORN_WORKER_MODELS = envlist("LANTHORN_WORKER_MODELS")
 # Where a worker whose LANTHORN_HOME lacks a model's file pulls it from (`lanthorn://` from this

@@ -31,7 +31,8 @@ def cmd_web(args) -> None:
 
     os.execv(sys.executable, [sys.executable, "-m", "uvicorn", "lanthorn.asgi:application",
                               "--host", args.host or settings.LANTHORN_HOST,
-                              "--port", str(args.port or settings.LANTHORN_PORT), "--no-access-log"])
+                              "--port", str(args.port or settings.LANTHORN_PORT), "--no-access-log",
+                              "--workers", str(settings.LANTHORN_WEB_PROCESSES)])
 
 
 def worker_healthcheck() -> None:

@@ -82,6 +82,10 @@ def test_the_launchers_children_end_with_it(tmp_path, sig):
     try:
         kids = children(launched.proc.pid)
         assert len(kids) == 4  # the worker, the jobs worker, the ASGI server and the gRPC server (Redis is the test's)
+        server = next(c for c in kids if b"uvicorn" in cmdline(c))
+        helpers = children(server)  # its web processes and multiprocessing's resource tracker
+        assert len([c for c in helpers if b"spawn_main" in cmdline(c)]) == 2  # LANTHORN_WEB_PROCESSES' default
+        kids += helpers
         os.kill(launched.proc.pid, sig)
         deadline = time.monotonic() + 30
         while any(alive(pid) for pid in kids) and time.monotonic() < deadline:
