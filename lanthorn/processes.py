@@ -14,32 +14,31 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PR_SET_PDEATHSIG = 1
 
 
+def _killed_with(parent: int, libc) -> None:
+    """SIGKILL for this process when `parent` ends, however it ends (a signal, a crash, SIGKILL);
+    an exit now if it has ended already."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+
+
 def die_with_parent():
-    """A `preexec_fn`: the child gets SIGKILL when the process that started it ends, however it
-    ends (a signal, a crash, SIGKILL): no child outlives `make run`, a test run or a benchmark.
-    Each child also leads a process group of its own, which `stop` and `kill` signal whole."""
+    """A `preexec_fn`: the child gets SIGKILL when the process that started it ends: no child
+    outlives `make run`, a test run or a benchmark. Each child also leads a process group of its
+    own, which `stop` and `kill` signal whole."""
     parent = os.getpid()
-    libc = ctypes.CDLL(None, use_errno=True)
-
-    def setup() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the prctl took effect
-            os._exit(1)
-
-    return setup
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
+    return lambda: _killed_with(parent, libc)
 
 
 def die_with_supervisor() -> None:
     """In a web process that uvicorn's supervisor started (`--workers`): SIGKILL when the supervisor
-    ends, however it ends, as `die_with_parent` gives the supervisor itself. Elsewhere, nothing."""
+    ends, as `die_with_parent` gives the supervisor itself. Elsewhere, nothing."""
     import multiprocessing
 
     supervisor = multiprocessing.parent_process()
-    if supervisor is None:
-        return
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != supervisor.pid:  # it died before the prctl took effect
-        os._exit(1)
+    if supervisor is not None:
+        _killed_with(supervisor.pid, ctypes.CDLL(None, use_errno=True))
 
 
 def spawn(args: list, *, env: dict | None = None, **kwargs) -> subprocess.Popen:
