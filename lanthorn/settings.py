@@ -332,8 +332,8 @@ LANTHORN_PORT = envint("LANTHORN_PORT", "8000")
 if not 0 < LANTHORN_PORT < 65536:
     raise ValueError(f"LANTHORN_PORT={LANTHORN_PORT} is not a port number (1-65535)")
 # Web processes behind that port (uvicorn's workers): each serves requests on its own core.
-# Measured on 2 cores (bench/cache.py): 147-170 answers a second from the response cache with
-# one, 200-207 with two.
+# Measured on 2 cores (bench/cache.py, alternated in one hour): 147-179 answers a second from the
+# response cache with one, 155-239 (median 205) with two.
 LANTHORN_WEB_PROCESSES = envint("LANTHORN_WEB_PROCESSES", "2")
 if not 1 <= LANTHORN_WEB_PROCESSES <= 64:
     raise ValueError(f"LANTHORN_WEB_PROCESSES={LANTHORN_WEB_PROCESSES} is not between 1 and 64")

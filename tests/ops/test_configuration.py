@@ -47,6 +47,7 @@ def run_cli(**env):
 @pytest.mark.parametrize("name,value", [
     ("LANTHORN_PORT", "eighty"),
     ("LANTHORN_PORT", "70000"),
+    ("LANTHORN_WEB_PROCESSES", "0"),
     ("LANTHORN_HEARTBEAT_TTL", "soon"),
     ("LANTHORN_LOG_FORMAT", "xml"),
     ("LANTHORN_METRICS_ALLOW", "10.0.0.0/33"),
