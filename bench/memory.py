@@ -4,8 +4,9 @@ model loaded; the weights are mmapped, so the second shares the first's pages). 
 
     .venv/bin/python bench/memory.py [--threads 2] [--n-ctx N] [--slots N]
 
-Each worker also holds its own KV cache (n_ctx x slots cells, allocated and cleared at load), which
-no mmap can share; the bench prints the weights' part apart from the rest.
+Each worker also has its own KV cache (n_ctx x slots cells), which no mmap can share: llama.cpp
+clears it at load, and the engine gives its zero pages back (inference/pages.py), so a worker holds
+only the cells its requests have filled. The bench prints the weights' part apart from the rest.
 """
 
 import argparse
@@ -73,7 +74,7 @@ def main() -> None:
     print(f"PSS one worker {one / 1024:.0f} MB (weights {one_weights / 1024:.0f} MB)   two workers "
           f"{two / 1024:.0f} MB (weights {two_weights / 1024:.0f} MB)   ratio {two / one:.2f}x   (goal <= 1.35x)")
     print(f"weights alone: two workers {two_weights / one_weights:.2f}x one (shared through mmap: 1.00x); "
-          f"the rest is each worker's own (KV cache, compute buffers, Python)")
+          f"the rest is each worker's own (Python, the vocabulary, the KV cells in use)")
 
 
 if __name__ == "__main__":

