@@ -18,6 +18,7 @@ from django.conf import settings
 
 from core.errors import ApiError
 from core.workers import worker_name
+from inference import pages
 from inference.publisher import Stream
 from inference.worker import get_version
 
@@ -33,10 +34,11 @@ class Embedder:
 
         threads = n_threads or os.cpu_count() or 1
         batch = min(n_ctx, MAX_BATCH)
-        self.llm = llama_cpp.Llama(
-            model_path=str(path), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-            n_ctx=n_ctx, n_batch=batch, n_ubatch=batch, n_threads=threads, n_threads_batch=threads,
-            n_gpu_layers=n_gpu_layers, main_gpu=gpu_id, verbose=False)
+        with pages.giving_back_zero_pages():  # its KV cache, cleared at load, fills as it is used
+            self.llm = llama_cpp.Llama(
+                model_path=str(path), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+                n_ctx=n_ctx, n_batch=batch, n_ubatch=batch, n_threads=threads, n_threads_batch=threads,
+                n_gpu_layers=n_gpu_layers, main_gpu=gpu_id, verbose=False)
         self.lock = threading.Lock()  # a llama context serves one caller at a time
         self.closed = False
 

@@ -177,12 +177,11 @@ class Engine:
         params.swa_full = True  # sliding-window layers keep whole prefixes, so they can be reused
         params.n_batch = params.n_ubatch = max(self.streams, PIECE + TILE - 1)  # a piece in one ubatch
         params.n_threads = params.n_threads_batch = threads
-        before = pages.anonymous_ranges()
-        with suppress_stdout_stderr(disable=False):  # llama.cpp's own log of the context it makes
-            self.ctx = LlamaContext(model=self.model, params=params, verbose=False)
         # The KV cache, cleared at its creation, takes memory as its cells fill, not all at once.
-        released = pages.release_zero_pages(since=before)
-        log.info("%s: %.0f MB of the new context's zero pages given back", path.name, released / 2**20)
+        with pages.giving_back_zero_pages() as given_back, suppress_stdout_stderr(disable=False):
+            self.ctx = LlamaContext(model=self.model, params=params, verbose=False)  # llama.cpp logs it
+        log.info("%s: %.0f MB of the new context's zero pages given back", path.name,
+                 given_back["released"] / 2**20)
         self.path = path
         self.invariant = invariant
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.model.vocab)

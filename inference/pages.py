@@ -8,23 +8,42 @@ touch, so the buffer reads the same, and a worker holds the cells its requests h
 than all of them. Measured with the default model: a loaded worker went from 676 to ~390 MB of PSS.
 
 Only runs of MIN_RUN bytes or more of zero pages, in address ranges that the context's creation
-mapped, are given back. The engine creates contexts under its load lock, so no other context's
-buffers are being made meanwhile; running contexts write only into buffers that they mapped
-before; and the rest of the process (Python's arenas, thread stacks, malloc's arenas) does not
-hold megabytes of resident zero pages in a row.
+mapped, are given back, so no other thread's memory is: contexts are created one at a time in a
+process (`giving_back_zero_pages`), so no other context's buffers are being made meanwhile; a
+running engine's buffers were all mapped when its context was made (its logits buffer has a row
+per slot, as many as a step asks for, so it never grows), and a buffer that can grow while others
+load (an embedder's outputs, 5 MB at most) is smaller than MIN_RUN; and the rest of the process
+(Python's arenas, thread stacks, malloc's arenas of 64 MB at most) does not hold tens of megabytes
+of resident zero pages in a row.
 """
 
 import ctypes
 import ctypes.util
 import mmap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy
 
-MIN_RUN = 4 << 20
+MIN_RUN = 32 << 20
 _MADV_DONTNEED = 4
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+_creating = threading.Lock()
+
+
+@contextmanager
+def giving_back_zero_pages() -> Iterator[dict]:
+    """Around the creation of a llama context (one at a time in the process): afterwards, the
+    zero pages of what it mapped are given back; the dict it yields then holds `released`, the
+    bytes by which the process's resident memory went down."""
+    with _creating:
+        before = anonymous_ranges()
+        result = {"released": 0}
+        yield result
+        result["released"] = release_zero_pages(since=before)
 
 
 def anonymous_ranges() -> list[tuple[int, int]]:
