@@ -20,6 +20,7 @@ of resident zero pages in a row.
 import ctypes
 import ctypes.util
 import mmap
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,8 +31,10 @@ MIN_RUN = 32 << 20
 _MADV_DONTNEED = 4
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-_libc.malloc_trim.argtypes = (ctypes.c_size_t,)
+_malloc_trim = getattr(_libc, "malloc_trim", None)  # glibc's; musl and macOS have none
 _creating = threading.Lock()
+# Where there is no /proc (macOS), contexts keep what llama.cpp made resident.
+SUPPORTED = os.path.exists("/proc/self/maps") and os.path.exists("/proc/self/smaps_rollup")
 
 
 @contextmanager
@@ -40,10 +43,11 @@ def giving_back_zero_pages() -> Iterator[dict]:
     zero pages of what it mapped are given back; the dict it yields then holds `released`, the
     bytes by which the process's resident memory went down."""
     with _creating:
-        before = anonymous_ranges()
+        before = anonymous_ranges() if SUPPORTED else []
         result = {"released": 0}
         yield result
-        result["released"] = release_zero_pages(since=before)
+        if SUPPORTED:
+            result["released"] = release_zero_pages(since=before)
 
 
 def anonymous_ranges() -> list[tuple[int, int]]:
@@ -93,7 +97,8 @@ def release_zero_pages(*, since: list[tuple[int, int]], min_run: int = MIN_RUN) 
     for start, end in new_ranges(anonymous_ranges(), since):
         for run_start, run_end in zero_runs(start, end, min_run=min_run):
             _libc.madvise(run_start, run_end - run_start, _MADV_DONTNEED)
-    _libc.malloc_trim(0)  # what the model load's temporaries left free on the heap
+    if _malloc_trim is not None:
+        _malloc_trim(ctypes.c_size_t(0))  # what the model load's temporaries left free on the heap
     return resident - _anonymous_bytes()
 
 
