@@ -9,7 +9,8 @@ from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import ApiError, openai_exception_handler
+from core.drf import openai_exception_handler
+from core.errors import ApiError
 from core.workers import INFERENCE, live_workers
 from inference.ollama import model_name
 from registry import services as registry_services

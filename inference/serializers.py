@@ -8,7 +8,7 @@ LANTHORN_MAX_MESSAGE_CHARS, LANTHORN_MAX_STOP_CHARS): a request over a cap is a 
 from django.conf import settings
 from rest_framework import serializers
 
-from core.validation import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
+from core.fields import StrictBooleanField, StrictCharField, StrictFloatField, StrictIntegerField
 
 
 def check_length(text: str) -> str:

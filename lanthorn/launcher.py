@@ -9,6 +9,7 @@ Then migrate, the admin user, the default model, the inference worker, the jobs 
 (pulls, checks), the ASGI server and the gRPC server.
 """
 
+import io
 import os
 import signal
 import socket
@@ -115,6 +116,7 @@ def setup() -> str | None:
     from registry.services import install_default_model
 
     call_command("migrate", interactive=False, verbosity=0)
+    call_command("check", fail_level="ERROR", stdout=io.StringIO())  # Django's checks, which workers skip
     password = ensure_admin(password=os.environ.get("LANTHORN_ADMIN_PASSWORD") or None)
     if install_default_model():
         print("Installed the default model gemma3-270m (Gemma 3 270M Q4_K_M)", flush=True)

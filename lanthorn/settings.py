@@ -202,7 +202,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "EXCEPTION_HANDLER": "core.errors.openai_exception_handler",
+    "EXCEPTION_HANDLER": "core.drf.openai_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 

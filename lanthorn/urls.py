@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from inference import ollama_views
+from inference import openapi  # noqa: F401  (registers the API key scheme with drf-spectacular; web only)
 from inference import views as inference_views
 from console import health
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from core.validation import StrictBooleanField, StrictFloatField, StrictIntegerField
+from core.fields import StrictBooleanField, StrictFloatField, StrictIntegerField
 from registry.models import Check, Pull
 
 MAX_CONTEXT = 1 << 20

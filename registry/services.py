@@ -22,7 +22,6 @@ from registry.chunking import Chunk
 from registry.gguf_info import NotGGUF, check_structure, read_info
 from registry.models import CONFIG_FIELDS, MODEL_NAME, Check, Model, ModelVersion, Pull
 from core.validation import first_error
-from registry.serializers import LoadConfigSerializer
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +40,10 @@ class RegistryError(ApiError):
 def _model_defaults(defaults: dict) -> dict:
     """A new model's description, license and load parameters, from the catalog or a peer
     Lanthorn: parameters that do not validate are left at Lanthorn's defaults."""
+    # Imported here: model workers import this module (with its app's tasks) and validate no
+    # config, and DRF's serializers would cost each of them 11 MB.
+    from registry.serializers import LoadConfigSerializer
+
     defaults = defaults or {}
     config = {k: v for k, v in defaults.items() if k in CONFIG_FIELDS and v is not None}
     serializer = LoadConfigSerializer(data=config, context={"model": Model()})
@@ -474,6 +477,8 @@ def set_config(*, model: Model, values: dict) -> Model:
     if path is not None and (active is None or Path(path).resolve() != active.path.resolve()):
         raise RegistryError("model_path is the active version's file and cannot be set; pull or import the "
                             "file to add a version, then activate it", param="model_path")
+    from registry.serializers import LoadConfigSerializer  # see _model_defaults
+
     serializer = LoadConfigSerializer(data=values, context={"model": model})
     if not serializer.is_valid():
         param, message = first_error(serializer.errors)

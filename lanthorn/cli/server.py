@@ -45,6 +45,11 @@ def worker_healthcheck() -> None:
         sys.exit(1)
 
 
+# Django's system checks load every template library, and DRF's pull in its renderers, requests and
+# pygments: 8 MB in each worker, which serves no page. `lanthorn setup` and `run` run the checks.
+WORKER_ENVIRONMENT = {"CELERY_SKIP_CHECKS": "1"}
+
+
 def cmd_worker(args) -> None:
     """A worker for every model, or with --models for those models only: it gets their files (from
     LANTHORN_PEER when its blob store lacks them), loads them and takes only their requests; with
@@ -83,6 +88,7 @@ def cmd_worker(args) -> None:
         name = "lanthorn"
     os.environ["LANTHORN_WORKER_MODELS"] = ",".join(names)
     os.environ["LANTHORN_WORKER_INDEX"] = str(args.index)
+    os.environ.update(WORKER_ENVIRONMENT)
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
                               "--pool", "threads", "--concurrency", str(slots),
                               "--queues", queues, "--loglevel", args.loglevel,
