@@ -13,7 +13,21 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lanthorn.settings")
 
 app = Celery("lanthorn", task_cls="celery.contrib.django.task:DjangoTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+
+
+def _task_packages() -> list[str]:
+    """The apps whose tasks a worker imports (when it starts): a model worker inference's alone, as
+    registry's are routed to the jobs queue, which keeps the pull clients (httpx and the
+    command-line libraries it loads, 7 MB) out of each model worker; any other, every app's."""
+    from django.apps import apps
+    from django.conf import settings
+
+    if settings.LANTHORN_MODEL_WORKER:
+        return ["inference"]
+    return [config.name for config in apps.get_app_configs()]
+
+
+app.autodiscover_tasks(_task_packages)
 
 log = logging.getLogger(__name__)
 

@@ -379,3 +379,6 @@ LANTHORN_QUEUE_BACKLOG = envint("LANTHORN_QUEUE_BACKLOG", "20")
 # Which of a model's `max_workers` this worker process is (set by `lanthorn worker --index`): worker
 # N serves and preloads the models whose max_workers is more than N.
 LANTHORN_WORKER_INDEX = envint("LANTHORN_WORKER_INDEX", "0")
+# Whether this process is a model worker (set by `lanthorn worker` without --jobs): it imports
+# inference's tasks alone, since registry's go to the jobs worker (lanthorn/celery.py).
+LANTHORN_MODEL_WORKER = envbool("LANTHORN_MODEL_WORKER", "false")

@@ -45,9 +45,12 @@ def worker_healthcheck() -> None:
         sys.exit(1)
 
 
-# Django's system checks load every template library, and DRF's pull in its renderers, requests and
-# pygments: 8 MB in each worker, which serves no page. `lanthorn setup` and `run` run the checks.
-WORKER_ENVIRONMENT = {"CELERY_SKIP_CHECKS": "1"}
+def worker_environment(*, jobs: bool) -> dict:
+    """What `lanthorn worker` adds to the environment of the Celery worker it becomes. Django's
+    system checks, which load every template library (DRF's pull in its renderers, requests and
+    pygments: 8 MB in each worker, which serves no page), are skipped: `lanthorn setup` and `run`
+    run them. A model worker imports inference's tasks alone (lanthorn/celery.py)."""
+    return {"CELERY_SKIP_CHECKS": "1", "LANTHORN_MODEL_WORKER": "false" if jobs else "true"}
 
 
 def cmd_worker(args) -> None:
@@ -88,7 +91,7 @@ def cmd_worker(args) -> None:
         name = "lanthorn"
     os.environ["LANTHORN_WORKER_MODELS"] = ",".join(names)
     os.environ["LANTHORN_WORKER_INDEX"] = str(args.index)
-    os.environ.update(WORKER_ENVIRONMENT)
+    os.environ.update(worker_environment(jobs=args.jobs))
     os.execv(sys.executable, [sys.executable, "-m", "celery", "-A", "lanthorn", "worker",
                               "--pool", "threads", "--concurrency", str(slots),
                               "--queues", queues, "--loglevel", args.loglevel,
