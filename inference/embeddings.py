@@ -34,7 +34,8 @@ class Embedder:
 
         threads = n_threads or os.cpu_count() or 1
         batch = min(n_ctx, MAX_BATCH)
-        with pages.giving_back_zero_pages():  # its KV cache, cleared at load, fills as it is used
+        # Its KV cache, cleared at load, takes memory as it fills (inference/pages.py).
+        with pages.giving_back_zero_pages(enabled=n_gpu_layers == 0):
             self.llm = llama_cpp.Llama(
                 model_path=str(path), embedding=True, pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
                 n_ctx=n_ctx, n_batch=batch, n_ubatch=batch, n_threads=threads, n_threads_batch=threads,

@@ -178,7 +178,8 @@ class Engine:
         params.n_batch = params.n_ubatch = max(self.streams, PIECE + TILE - 1)  # a piece in one ubatch
         params.n_threads = params.n_threads_batch = threads
         # The KV cache, cleared at its creation, takes memory as its cells fill, not all at once.
-        with pages.giving_back_zero_pages() as given_back, suppress_stdout_stderr(disable=False):
+        with (pages.giving_back_zero_pages(enabled=n_gpu_layers == 0) as given_back,
+              suppress_stdout_stderr(disable=False)):
             self.ctx = LlamaContext(model=self.model, params=params, verbose=False)  # llama.cpp logs it
         log.info("%s: %.0f MB of the new context's zero pages given back", path.name,
                  given_back["released"] / 2**20)

@@ -38,15 +38,17 @@ SUPPORTED = os.path.exists("/proc/self/maps") and os.path.exists("/proc/self/sma
 
 
 @contextmanager
-def giving_back_zero_pages() -> Iterator[dict]:
+def giving_back_zero_pages(*, enabled: bool = True) -> Iterator[dict]:
     """Around the creation of a llama context (one at a time in the process): afterwards, the
     zero pages of what it mapped are given back; the dict it yields then holds `released`, the
-    bytes by which the process's resident memory went down."""
+    bytes by which the process's resident memory went down. Not `enabled` (a context with layers
+    on a GPU, whose driver may pin host memory that it maps), it gives back nothing."""
+    enabled = enabled and SUPPORTED
     with _creating:
-        before = anonymous_ranges() if SUPPORTED else []
+        before = anonymous_ranges() if enabled else []
         result = {"released": 0}
         yield result
-        if SUPPORTED:
+        if enabled:
             result["released"] = release_zero_pages(since=before)
 
 

@@ -78,6 +78,13 @@ def test_it_gives_back_what_a_context_creation_mapped():
     assert resident_kb(m) < 1024 and given_back["released"] >= 63 * MB
 
 
+def test_it_gives_back_nothing_when_not_enabled():
+    with pages.giving_back_zero_pages(enabled=False) as given_back:
+        m = new_mapping(64 * MB)
+
+    assert resident_kb(m) >= 64 * 1024 and given_back["released"] == 0
+
+
 def test_new_ranges_are_what_no_earlier_range_covers():
     assert pages.new_ranges([(0, 100), (200, 300)], [(10, 20), (250, 400)]) == [(0, 10), (20, 100), (200, 250)]
 
