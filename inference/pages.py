@@ -66,9 +66,9 @@ def anonymous_ranges() -> list[tuple[int, int]]:
 
 def new_ranges(after: list[tuple[int, int]], before: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of `after` that no range of `before` covers."""
-    new = []
+    new, before = [], sorted(before)
     for start, end in after:
-        for b_start, b_end in sorted(before):
+        for b_start, b_end in before:
             if b_end <= start or b_start >= end:
                 continue
             if b_start > start:
@@ -95,15 +95,15 @@ def zero_runs(start: int, end: int, *, min_run: int = MIN_RUN) -> list[tuple[int
 def release_zero_pages(*, since: list[tuple[int, int]], min_run: int = MIN_RUN) -> int:
     """Give back the zero pages of the mappings made since `since` (an `anonymous_ranges()`), and
     malloc's free heap pages; returns by how many bytes the process's resident memory went down."""
-    resident = _anonymous_bytes()
+    resident = anonymous_bytes()
     for start, end in new_ranges(anonymous_ranges(), since):
         for run_start, run_end in zero_runs(start, end, min_run=min_run):
             _libc.madvise(run_start, run_end - run_start, _MADV_DONTNEED)
     if _malloc_trim is not None:
         _malloc_trim(ctypes.c_size_t(0))  # what the model load's temporaries left free on the heap
-    return resident - _anonymous_bytes()
+    return resident - anonymous_bytes()
 
 
-def _anonymous_bytes() -> int:
+def anonymous_bytes() -> int:
     with open("/proc/self/smaps_rollup") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("Anonymous:")) * 1024

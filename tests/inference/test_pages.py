@@ -27,11 +27,6 @@ def resident_kb(m: mmap.mmap) -> int:
     return sum(b & 1 for b in vec.raw) * mmap.PAGESIZE // 1024
 
 
-def anonymous_kb() -> int:
-    with open("/proc/self/smaps_rollup") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("Anonymous:"))
-
-
 def test_it_gives_back_the_zero_pages_of_a_new_mapping():
     before = pages.anonymous_ranges()
     m = new_mapping(64 * MB)
@@ -90,11 +85,11 @@ def test_new_ranges_are_what_no_earlier_range_covers():
 
 
 def test_an_engine_holds_its_kv_cache_as_it_fills_not_at_load():
-    before = anonymous_kb()
+    before = pages.anonymous_bytes()
     engine = new_engine(slots=4, n_ctx=8192)  # a KV cache of 4 x 8,192 cells: 576 MB
     try:
-        grown = anonymous_kb() - before
-        assert grown < 200 * 1024, f"the load took {grown // 1024} MB of anonymous memory"
+        grown = pages.anonymous_bytes() - before
+        assert grown < 200 * MB, f"the load took {grown // MB} MB of anonymous memory"
         (job, pieces), = run_together(engine, {"messages": [{"role": "user", "content": "List three fruits."}],
                                                "max_tokens": 8})
         assert job.completion_tokens == 8 and "".join(pieces).strip()
