@@ -9,7 +9,8 @@ COPY scripts ./scripts
 RUN python -m venv .venv && scripts/install-llama-cpp.sh .venv \
     && .venv/bin/pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN .venv/bin/pip install --no-cache-dir --no-deps -e . && .venv/bin/python -m inference.grpc_stubs
+RUN .venv/bin/pip install --no-cache-dir --no-deps -e . && .venv/bin/python -m inference.grpc_stubs \
+    && .venv/bin/python -m inference.head
 ENV PATH=/app/.venv/bin:$PATH LANTHORN_HOME=/data
 VOLUME /data
 EXPOSE 8000 50051

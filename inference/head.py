@@ -1,0 +1,145 @@
+"""The output layer of a decoding step, computed by Lanthorn instead of llama.cpp where that pays.
+
+Measured on 2 cores: of a step that decodes 4 sequences of the default model (Gemma 3 270M), two
+thirds went to the output layer, the matmul of its 262,144 × 640 Q8_0 output matrix with the
+step's rows. ggml has no batched kernel for Q8_0 on x86 that does better than one row at a time,
+so that matmul bounded what batching gained. `native/head.c` reads the matrix once for all the
+rows of a step (see its header for the figures); no maintained library computes Q8_0 matmuls
+outside ggml.
+
+How it fits in llama.cpp: the context gets `head_eval` as its scheduler callback, which notes the
+output layer's matrix and, once armed, keeps the rows of the final norm and stops the graph
+before llama.cpp's own output matmul. After `llama_decode`, `Head.logits` writes the logits of the
+kept rows where llama.cpp would have written them, so sampling reads them as before.
+
+The library is built from `native/head.c` against llama-cpp-python's ggml.h into the gitignored
+build/head/ (by `scripts/bootstrap.sh`, or at first use), named by a digest of both. Where it
+cannot be built or loaded, or the CPU lacks AVX-512 VNNI, or the model's output layer is not a
+plain Q8_0 matmul, the engine leaves the output layer to llama.cpp.
+"""
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import llama_cpp
+
+log = logging.getLogger(__name__)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SOURCE = Path(__file__).resolve().parent / "native" / "head.c"
+OUT = BASE_DIR / "build" / "head"
+INCLUDE = Path(llama_cpp.__file__).resolve().parent.parent / "include"  # llama-cpp-python's headers
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_tried = False
+
+
+def library_path() -> Path:
+    """Where the library of this source and these ggml headers lives."""
+    digest = hashlib.sha256(SOURCE.read_bytes() + (INCLUDE / "ggml.h").read_bytes()).hexdigest()[:16]
+    return OUT / f"libhead-{digest}.so"
+
+
+def build() -> Path:
+    """Compiles native/head.c unless build/head/ already holds it; returns the library's path."""
+    path = library_path()
+    if path.exists():
+        return path
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (cc) to build the output layer's kernel")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+        built = Path(tmp) / path.name
+        subprocess.run([compiler, "-O3", "-fPIC", "-shared", "-fopenmp", f"-I{INCLUDE}", str(SOURCE),
+                        "-o", str(built)], check=True, capture_output=True, text=True)
+        os.replace(built, path)  # atomic: a process loading it meanwhile sees a whole file
+    return path
+
+
+def load() -> ctypes.CDLL | None:
+    """The library, built if need be; None where it cannot be had or this CPU cannot run it."""
+    global _library, _tried
+    with _lock:
+        if not _tried:
+            _tried = True
+            try:
+                lib = ctypes.CDLL(str(build()))
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                detail = getattr(exc, "stderr", "") or exc
+                log.warning("llama.cpp computes the output layer: the kernel is unavailable (%s)", detail)
+                return None
+            _declare(lib)
+            if lib.head_supported():
+                _library = lib
+            else:
+                log.info("llama.cpp computes the output layer: this CPU has no AVX-512 VNNI")
+        return _library
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    lib.head_new.restype = ctypes.c_void_p
+    lib.head_free.argtypes = [ctypes.c_void_p]
+    lib.head_arm.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.head_weight_ok.argtypes = [ctypes.c_void_p]
+    lib.head_rows.argtypes = [ctypes.c_void_p]
+    lib.head_rows.restype = ctypes.c_int64
+    lib.head_output_asks.argtypes = [ctypes.c_void_p]
+    lib.head_output_asks.restype = ctypes.c_int64
+    lib.head_logits.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(ctypes.c_float)), ctypes.c_int]
+
+
+class Head:
+    """The output layer of one llama context. `attach` before the context is made; `arm` after a
+    first decode has shown the graph; then `logits` after each decode."""
+
+    def __init__(self, lib: ctypes.CDLL, *, n_threads: int):
+        self.lib = lib
+        self.n_threads = n_threads
+        self.state = lib.head_new()
+        if not self.state:
+            raise MemoryError("head_new")
+        self.armed = False
+        self._callback = llama_cpp.ggml_backend_sched_eval_callback(ctypes.cast(lib.head_eval, ctypes.c_void_p).value)
+
+    def attach(self, params: llama_cpp.llama_context_params) -> None:
+        params.cb_eval = self._callback
+        params.cb_eval_user_data = self.state
+
+    def arm(self) -> bool:
+        """Takes over the output layer if the graph seen so far has one this kernel computes."""
+        self.lib.head_arm(self.state, 1)
+        self.armed = bool(self.lib.head_weight_ok(self.state))
+        return self.armed
+
+    def logits(self, ctx: llama_cpp.llama_context_p, rows: list[int]) -> None:
+        """Writes the logits of the last decode's output rows (batch rows `rows`, in batch order)."""
+        if self.lib.head_rows(self.state) != len(rows):
+            raise RuntimeError(f"the output layer kept {self.lib.head_rows(self.state)} rows, "
+                               f"not the {len(rows)} the step wants")
+        out = (ctypes.POINTER(ctypes.c_float) * len(rows))(*(llama_cpp.llama_get_logits_ith(ctx, row) for row in rows))
+        if self.lib.head_logits(self.state, out, self.n_threads) != 0:
+            raise RuntimeError("the output layer's kernel had nothing to compute from")
+
+    def close(self) -> None:
+        if self.state:
+            self.lib.head_free(self.state)
+            self.state = None
+
+
+def for_context(*, n_threads: int, enabled: bool) -> Head | None:
+    """A Head for a new context, or None where llama.cpp keeps the output layer."""
+    lib = load() if enabled else None
+    return Head(lib, n_threads=n_threads) if lib is not None else None
+
+
+if __name__ == "__main__":
+    print(f"output layer kernel: {build()}")

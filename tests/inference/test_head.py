@@ -1,0 +1,81 @@
+"""The output layer's kernel (inference/head.py, inference/native/head.c) with the real default
+model: it computes the logits llama.cpp computes, instead of llama.cpp."""
+
+import ctypes
+
+import llama_cpp
+import numpy
+import pytest
+
+from inference import head
+from tests.inference.test_engine import PROMPTS, ask, new_engine, run_together
+
+pytestmark = pytest.mark.skipif(head.load() is None, reason="this CPU cannot run the output layer's kernel")
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = new_engine(slots=4)
+    assert engine.head is not None and engine.head.armed
+    return engine
+
+
+def step(engine, k: int, *, armed: bool) -> list[numpy.ndarray]:
+    """Evaluates the prompts of k sequences, then one token of each in one decode, as the engine's
+    steps do; returns each sequence's logits for that token."""
+    engine.head.armed = armed
+    engine.head.lib.head_arm(engine.head.state, int(armed))
+    ctx, memory = engine.ctx.ctx, engine.ctx.memory
+    prompts = [engine.tokenize(text) for text in PROMPTS[:k]]
+    try:
+        for seq_id, tokens in enumerate(prompts):
+            llama_cpp.llama_memory_seq_rm(memory, seq_id, -1, -1)
+            for i, token in enumerate(tokens[:-1]):
+                engine._row(i, token=token, pos=i, seq_id=seq_id, logits=False)
+            engine.batch.n_tokens = len(tokens) - 1
+            assert llama_cpp.llama_decode(ctx, engine.batch) == 0
+        for seq_id, tokens in enumerate(prompts):
+            engine._row(seq_id, token=tokens[-1], pos=len(tokens) - 1, seq_id=seq_id, logits=True)
+        engine.batch.n_tokens = k
+        assert llama_cpp.llama_decode(ctx, engine.batch) == 0
+        rows = [llama_cpp.llama_get_logits_ith(ctx, row) for row in range(k)]
+        if armed:
+            for row in rows:  # so that what is read below can only be what the kernel wrote
+                ctypes.memset(row, 0, engine.n_vocab * 4)
+            engine.head.logits(ctx, list(range(k)))
+        return [numpy.ctypeslib.as_array(row, shape=(engine.n_vocab,)).copy() for row in rows]
+    finally:
+        for slot in engine.slots:  # the engine's own requests find empty streams
+            llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, -1, -1)
+            slot.cached, slot.prompted = [], 0
+        engine.head.armed = True
+        engine.head.lib.head_arm(engine.head.state, 1)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_it_computes_the_logits_llama_cpp_computes(engine, k):
+    ours, theirs = step(engine, k, armed=True), step(engine, k, armed=False)
+    for mine, llamas in zip(ours, theirs, strict=True):
+        assert numpy.abs(mine).max() > 1  # real logits, not the zeros it was given
+        assert numpy.array_equal(mine, llamas)  # to the bit: the same sums in the same order
+
+
+def test_it_stops_the_graph_before_llama_cpps_output_matmul(engine):
+    asks = engine.head.lib.head_output_asks
+    before = asks(engine.head.state)
+    step(engine, 2, armed=True)
+    assert asks(engine.head.state) == before
+    step(engine, 2, armed=False)
+    assert asks(engine.head.state) > before
+
+
+def test_an_engine_without_the_kernel_gives_the_same_answers(engine, monkeypatch):
+    requests = [ask(text, max_tokens=24) for text in PROMPTS]
+    with_kernel = ["".join(pieces) for _, pieces in run_together(engine, *requests)]
+    monkeypatch.setattr(head, "load", lambda: None)
+    plain = new_engine(slots=4)
+    try:
+        assert plain.head is None
+        assert ["".join(pieces) for _, pieces in run_together(plain, *requests)] == with_kernel
+    finally:
+        plain.retire()
