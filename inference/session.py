@@ -104,9 +104,7 @@ Event = Started | Text | Done | Embedded | Failed
 
 # A pool of threads keeps its database connections across requests.
 _authenticate = database_sync_to_async(console_services.authenticate_key, thread_sensitive=False)
-_record = database_sync_to_async(services.finish_request, thread_sensitive=False)
 # These only talk to Redis.
-_release = sync_to_async(limits.release, thread_sensitive=False)
 _cancel = sync_to_async(request_cancel, thread_sensitive=False)
 _worker_alive = sync_to_async(worker_alive, thread_sensitive=False)
 _serving = sync_to_async(serving, thread_sensitive=False)
@@ -165,6 +163,20 @@ def begin_request(*, call: services.ApiCall, kind: str, data, user, authorizatio
             except Exception:
                 log.exception("could not release the limits reserved by request %s", call.request_id)
         raise
+
+
+def end_request(*, call: services.ApiCall, user, reservation: limits.Reservation | None) -> None:
+    """The end of a request in one trip to a worker thread: the limits it reserved given back (first,
+    so that a slow database cannot hold them), then its usage row and audit event."""
+    if reservation is not None:
+        try:
+            limits.release(reservation, used_tokens=call.prompt_tokens + call.completion_tokens)
+        except Exception:  # the slot expires on its own after LANTHORN_REQUEST_TIMEOUT
+            log.exception("could not release the limits reserved by request %s", call.request_id)
+    services.finish_request(call=call, user=user)
+
+
+_end = database_sync_to_async(end_request, thread_sensitive=False)
 
 
 def unavailable(exc: Exception) -> ApiError:
@@ -427,9 +439,10 @@ class RequestSession:
         await self._record()
 
     async def _record(self) -> None:
-        """The end of every request, once: its usage row, and its reservation given back. The row
+        """The end of every request, once: its reservation given back, and its usage row. The row
         is waited for RECORD_WAIT seconds at most; its write goes on without the client."""
-        write = asyncio.ensure_future(_record(call=self.call, user=self.user))
+        reservation, self.reservation = self.reservation, None
+        write = asyncio.ensure_future(_end(call=self.call, user=self.user, reservation=reservation))
         try:
             await asyncio.wait_for(asyncio.shield(write), RECORD_WAIT)
         except TimeoutError:
@@ -441,12 +454,6 @@ class RequestSession:
             raise
         except Exception:
             log.exception("could not record the usage row of request %s", self.call.request_id)
-        if self.reservation is not None:
-            reservation, self.reservation = self.reservation, None
-            try:
-                await _release(reservation, used_tokens=self.call.prompt_tokens + self.call.completion_tokens)
-            except Exception:  # the slot expires on its own after LANTHORN_REQUEST_TIMEOUT
-                log.exception("could not release the limits reserved by request %s", self.call.request_id)
 
     def _late_write(self, write: asyncio.Future) -> None:
         if not write.cancelled() and write.exception() is not None:
