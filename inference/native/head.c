@@ -121,7 +121,7 @@ static inline __attribute__((always_inline)) KERNEL void rows_kernel(
     const __m256i k128 = _mm256_set1_epi8((char) 0x80);
     for (int64_t v = v0; v < v1; v++) {
         const block_q8_0 *wr = W + v * nb;
-        __m256 acc[N];
+        __m256 acc[8];  // a fixed size, so that the compiler keeps them in registers
         for (int r = 0; r < N; r++) acc[r] = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const __m256i w = _mm256_loadu_si256((const __m256i *) wr[b].qs);
