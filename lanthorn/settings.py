@@ -382,3 +382,6 @@ LANTHORN_WORKER_INDEX = envint("LANTHORN_WORKER_INDEX", "0")
 # Whether this process is a model worker (set by `lanthorn worker` without --jobs): it imports
 # inference's tasks alone, since registry's go to the jobs worker (lanthorn/celery.py).
 LANTHORN_MODEL_WORKER = envbool("LANTHORN_MODEL_WORKER", "false")
+# Whether the engine computes the output layer with its own kernel where the CPU and model allow
+# (inference/head.py); off, llama.cpp computes it.
+LANTHORN_OUTPUT_KERNEL = envbool("LANTHORN_OUTPUT_KERNEL", "true")

@@ -10,7 +10,7 @@
 // against 9.2 / 23.4 / 30.7 ms in ggml.
 //
 // A row's result does not depend on the other rows: each row's sums are taken in the same order
-// whatever the number of rows, and each output row is computed by one thread.
+// whatever the number of rows or threads, and each output row is computed by one thread.
 //
 // head_eval is a ggml scheduler callback (llama_context_params.cb_eval): it finds the matmul of
 // the output layer in the graph ("result_output", whose input is "result_norm"), and once armed
@@ -150,10 +150,12 @@ KERNEL static void logits_avx512(struct head_state *s, float *const *out, int n_
     for (int r = 0; r < n_rows; r++) quantize(s->hidden + (int64_t) r * s->n_embd, nb, xu[r], dx[r]);
     const int64_t n_vocab = s->n_vocab;
     const block_q8_0 *W = s->weight;
-    #pragma omp parallel num_threads(n_threads)
-    {
-        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-        const int64_t v0 = n_vocab * t / nt, v1 = n_vocab * (t + 1) / nt;
+    // Chunks of the output rows, taken by whichever thread is free: on a machine as busy as its
+    // cores (the web processes, Redis), a thread that loses its core for a while holds up no one.
+    const int64_t chunk = 2048, n_chunks = (n_vocab + chunk - 1) / chunk;
+    #pragma omp parallel for num_threads(n_threads) schedule(dynamic, 1)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        const int64_t v0 = c * chunk, v1 = v0 + chunk < n_vocab ? v0 + chunk : n_vocab;
         for (int r0 = 0; r0 < n_rows; r0 += 8) {  // up to 8 rows a pass over the matrix
             const int n = n_rows - r0 < 8 ? n_rows - r0 : 8;
             float *const *o = out + r0;
