@@ -218,10 +218,11 @@ class Engine:
         self._queue_lock = threading.Lock()
         self._steps = 0
         # Every decode runs on the scheduler thread, the first one too. OpenMP (ggml's threads and
-        # the output layer's) keeps a pool of threads for each thread that starts parallel work;
-        # with a second pool, libgomp counts more threads than cores and its threads sleep rather
-        # than spin between steps. Measured in a worker: a 1-token decode took 12.2 ms with the
-        # first decode on the loading thread, 5.9 ms with all on one thread.
+        # the output layer's) keeps a pool of threads for each thread that starts parallel work,
+        # and with a second pool libgomp sees more threads than cores (its threads then sleep,
+        # not spin, between parallel parts, as far as we can tell). Measured in a worker: a
+        # 1-token decode took 12.2 ms with the first decode on the loading thread, 5.9 ms with
+        # every decode on one thread.
         started = threading.Event()
         threading.Thread(target=self._loop, args=(started,), name=f"engine-{path.name[:19]}", daemon=True).start()
         if not started.wait(120):
