@@ -220,8 +220,8 @@ class Engine:
         # Every decode runs on the scheduler thread, the first one too. OpenMP (ggml's threads and
         # the output layer's) keeps a pool of threads for each thread that starts parallel work,
         # and once libgomp manages more threads than there are cores, its waiting threads spin
-        # 1,000 times instead of 300,000 before they sleep (libgomp's do_spin), so every parallel
-        # part of a step waits for a thread to wake. Measured in a worker: a 1-token decode took
+        # 100 times instead of some 300,000 before they sleep (libgomp's do_spin, OMP_WAIT_POLICY
+        # unset), so every parallel part of a step waits for a thread to wake. Measured in a worker: a 1-token decode took
         # 12.2 ms with the first decode on the loading thread, 5.9 ms with every decode on one.
         started = threading.Event()
         threading.Thread(target=self._loop, args=(started,), name=f"engine-{path.name[:19]}", daemon=True).start()
