@@ -38,7 +38,7 @@ Greedy output does not depend on what runs beside a request or ran before it:
   is not generating gets a filler row (no logits, its cell removed after the step), and a lone
   sequence of LONE_CELLS or more gets a neighbour's filler row. Measured: without it, answers of
   64 tokens alone and eight at once differed in 5 of 8 prompts;
-- where the CPU has AVX-512 VNNI and the model's output matrix is Q8_0 (the default model's), the
+- where the CPU has AVX2 and the model's output matrix is Q8_0 (the default model's), the
   output layer runs on Lanthorn's kernel (inference/head.py): it gives the logits llama.cpp's
   kernel gives, to the bit, for any number of rows, in about half the time for 4 rows;
 - ggml's tiled K-quant matmul, which starts at 8 rows and sums in another order than the stock

@@ -4,8 +4,8 @@ Measured on 2 cores: of a step that decodes 4 sequences of the default model (Ge
 thirds went to the output layer, the matmul of its 262,144 × 640 Q8_0 output matrix with the
 step's rows. ggml has no batched kernel for Q8_0 on x86 that does better than one row at a time,
 so that matmul bounded what batching gained. `native/head.c` reads the matrix once for all the
-rows of a step (see its header for the figures); no maintained library computes Q8_0 matmuls
-outside ggml.
+rows of a step, with AVX-512 VNNI where the CPU has it, else AVX2 (see its header for the
+figures); no maintained library computes Q8_0 matmuls outside ggml.
 
 How it fits in llama.cpp: the context gets `head_eval` as its scheduler callback, which notes the
 output layer's matrix and, once armed, keeps the rows of the final norm and stops the graph
@@ -14,7 +14,7 @@ kept rows where llama.cpp would have written them, so sampling reads them as bef
 
 The library is built from `native/head.c` against llama-cpp-python's ggml.h into the gitignored
 build/head/ (by `scripts/bootstrap.sh`, or at first use), named by a digest of both. Where it
-cannot be built or loaded, or the CPU lacks AVX-512 VNNI, or the model's output layer is not a
+cannot be built or loaded, or the CPU lacks AVX2, or the model's output layer is not a
 plain Q8_0 matmul, or LANTHORN_OUTPUT_KERNEL is false, the engine leaves the output layer to
 llama.cpp.
 """
@@ -45,7 +45,8 @@ _tried = False
 
 def library_path() -> Path:
     """Where the library of this source and these ggml headers lives."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + (INCLUDE / "ggml.h").read_bytes()).hexdigest()[:16]
+    sources = [SOURCE, SOURCE.with_name("head_kernel.h"), INCLUDE / "ggml.h"]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
     return OUT / f"libhead-{digest}.so"
 
 
@@ -82,7 +83,7 @@ def load() -> ctypes.CDLL | None:
             if lib.head_supported():
                 _library = lib
             else:
-                log.info("llama.cpp computes the output layer: this CPU has no AVX-512 VNNI")
+                log.info("llama.cpp computes the output layer: this CPU has no AVX2")
         return _library
 
 
@@ -95,6 +96,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.head_rows.restype = ctypes.c_int64
     lib.head_output_asks.argtypes = [ctypes.c_void_p]
     lib.head_output_asks.restype = ctypes.c_int64
+    lib.head_use.argtypes = [ctypes.c_void_p, ctypes.c_int]
     lib.head_logits.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.POINTER(ctypes.c_float)), ctypes.c_int]
 
 
