@@ -13,7 +13,8 @@ before llama.cpp's own output matmul. After `llama_decode`, `Head.logits` writes
 kept rows where llama.cpp would have written them, so sampling reads them as before.
 
 The library is built from `native/head.c` against llama-cpp-python's ggml.h into the gitignored
-build/head/ (by `scripts/bootstrap.sh`, or at first use), named by a digest of both. Where it
+build/head/ (by `scripts/bootstrap.sh`, or at first use), named by a digest of its sources and
+ggml.h. Where it
 cannot be built or loaded, or the CPU lacks AVX2, or the model's output layer is not a
 plain Q8_0 matmul, or LANTHORN_OUTPUT_KERNEL is false, the engine leaves the output layer to
 llama.cpp.
@@ -117,10 +118,11 @@ class Head:
         params.cb_eval = self._callback
         params.cb_eval_user_data = self.state
 
-    def arm(self) -> bool:
-        """Takes over the output layer if the graph seen so far has one this kernel computes."""
-        self.lib.head_arm(self.state, 1)
-        self.armed = bool(self.lib.head_weight_ok(self.state))
+    def arm(self, on: bool = True) -> bool:
+        """Takes over the output layer if the graph seen so far has one this kernel computes (or,
+        `on` false, leaves it to llama.cpp); returns whether it is taken over."""
+        self.lib.head_arm(self.state, int(on))
+        self.armed = on and bool(self.lib.head_weight_ok(self.state))
         return self.armed
 
     def logits(self, ctx: llama_cpp.llama_context_p, rows: list[int]) -> None:

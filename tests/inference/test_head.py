@@ -23,8 +23,7 @@ def engine():
 def step(engine, k: int, *, armed: bool) -> list[numpy.ndarray]:
     """Evaluates the prompts of k sequences, then one token of each in one decode, as the engine's
     steps do; returns each sequence's logits for that token."""
-    engine.head.armed = armed
-    engine.head.lib.head_arm(engine.head.state, int(armed))
+    engine.head.arm(armed)
     ctx, memory = engine.ctx.ctx, engine.ctx.memory
     prompts = [engine.tokenize(text) for text in PROMPTS[:k]]
     try:
@@ -48,8 +47,7 @@ def step(engine, k: int, *, armed: bool) -> list[numpy.ndarray]:
         for slot in engine.slots:  # the engine's own requests find empty streams
             llama_cpp.llama_memory_seq_rm(memory, slot.seq_id, -1, -1)
             slot.cached, slot.prompted = [], 0
-        engine.head.armed = True
-        engine.head.lib.head_arm(engine.head.state, 1)
+        engine.head.arm()
 
 
 ISAS = {2: "avx512_vnni", 1: "avx2"}

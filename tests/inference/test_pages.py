@@ -36,18 +36,18 @@ def no_garbage():
     gc.collect()
 
 
-def still_there(before: list[tuple[int, int]], m: mmap.mmap) -> list[tuple[int, int]]:
-    """The ranges of `before` less any that `m` took the place of: memory another thread unmapped
-    between the snapshot and the mapping (a llama context freed meanwhile), which the kernel then
-    gave to `m`."""
+def mapped_after_snapshot(size: int) -> tuple[list[tuple[int, int]], mmap.mmap]:
+    """A snapshot of the anonymous ranges, then a new mapping (`new_mapping`). The snapshot leaves
+    out any range the mapping took the place of: memory another thread unmapped in between (a
+    llama context freed meanwhile), which the kernel then gave to the mapping."""
+    before = pages.anonymous_ranges()
+    m = new_mapping(size)
     start = ctypes.addressof(ctypes.c_char.from_buffer(m))
-    return [(a, b) for a, b in before if b <= start or a >= start + len(m)]
+    return [(a, b) for a, b in before if b <= start or a >= start + size], m
 
 
 def test_it_gives_back_the_zero_pages_of_a_new_mapping():
-    before = pages.anonymous_ranges()
-    m = new_mapping(64 * MB)
-    before = still_there(before, m)
+    before, m = mapped_after_snapshot(64 * MB)
     assert resident_kb(m) >= 64 * 1024
 
     pages.release_zero_pages(since=before)
@@ -56,9 +56,7 @@ def test_it_gives_back_the_zero_pages_of_a_new_mapping():
 
 
 def test_it_keeps_what_the_pages_it_leaves_hold():
-    before = pages.anonymous_ranges()
-    m = new_mapping(16 * MB)
-    before = still_there(before, m)
+    before, m = mapped_after_snapshot(16 * MB)
     m[3 * MB] = 7  # a page of data between two runs of zero pages
 
     pages.release_zero_pages(since=before, min_run=1 * MB)
@@ -67,9 +65,7 @@ def test_it_keeps_what_the_pages_it_leaves_hold():
 
 
 def test_it_leaves_runs_of_zero_pages_shorter_than_its_minimum():
-    before = pages.anonymous_ranges()
-    m = new_mapping(8 * MB)
-    before = still_there(before, m)
+    before, m = mapped_after_snapshot(8 * MB)
     m[2 * MB] = 1  # the mapping holds a zero run of 2 MB, then one of 6 MB
 
     pages.release_zero_pages(since=before, min_run=4 * MB)
