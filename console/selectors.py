@@ -1,4 +1,5 @@
-"""Shared reads of the console: who may see which usage rows, and the dashboard's figures.
+"""Shared reads of the console: the API key of a request, who may see which usage rows, and the
+dashboard's figures.
 
 The dashboard's figures come from the per-minute rollup that `console.services.record_usage`
 fills as it writes each usage row (UsageMinute: requests, errors and tokens per minute and
@@ -16,8 +17,24 @@ from datetime import datetime, timedelta
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
-from console.models import UsageMinute, UsageMinuteBucket, UsageRecord
-from console.roles import can_audit
+from console.models import ApiKey, UsageMinute, UsageMinuteBucket, UsageRecord
+from console.roles import auditor_annotation, can_audit
+from core.memo import Memo
+
+_keys = Memo()
+
+
+def key_by_hash(hashed_key: str) -> ApiKey | None:
+    """The key with its owner (and whether the owner is an auditor), revoked or not; a copy kept by
+    this process (core.memo), to be read, not changed."""
+    def load():
+        key = (ApiKey.objects.select_related("user").annotate(owner_in_auditors=auditor_annotation("user_id"))
+               .filter(hashed_key=hashed_key).first())
+        if key is not None:
+            key.user.in_auditors = key.owner_in_auditors
+        return key
+
+    return _keys.get(hashed_key, load)
 
 
 def visible_usage(user) -> QuerySet:

@@ -15,7 +15,7 @@ from django.contrib.sessions.models import Session
 from django.db import connection, transaction
 from django.utils import timezone
 
-from console import roles
+from console import roles, selectors
 from console.models import ApiKey, Team, UsageMinute, UsageMinuteBucket, UsageRecord, UserLimits, hash_key
 from core.actions import announce
 
@@ -254,11 +254,9 @@ def authenticate_key(*, raw: str) -> ApiKey:
     if not raw:
         raise InvalidKey("You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
                          reason="missing_api_key")
-    key = (ApiKey.objects.select_related("user").annotate(owner_in_auditors=roles.auditor_annotation("user_id"))
-           .filter(hashed_key=hash_key(raw)).first())
+    key = selectors.key_by_hash(hash_key(raw))
     if key is None:
         raise InvalidKey("Incorrect API key provided.", reason="invalid_api_key")
-    key.user.in_auditors = key.owner_in_auditors
     if key.revoked_at is not None:
         raise InvalidKey("This API key has been revoked.", reason="revoked_api_key")
     if not key.user.is_active:
@@ -269,6 +267,7 @@ def authenticate_key(*, raw: str) -> ApiKey:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_PRECISION:
         # A write per request would cost every request a database write; a minute is precise enough.
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now  # on this process's copy too
     return key
 
 

@@ -217,6 +217,7 @@ class Engine:
         self._retired = False
         self._queue_lock = threading.Lock()
         self._steps = 0
+        self.filler_rows = 0  # decoded so far (see _fillers)
         # Every decode runs on the scheduler thread, the first one too. OpenMP (ggml's threads and
         # the output layer's) keeps a pool of threads for each thread that starts parallel work,
         # and once libgomp manages more threads than there are cores, its waiting threads spin
@@ -348,7 +349,7 @@ class Engine:
                         400, f"This model's maximum context length is {self.n_ctx} tokens, "
                         f"but the prompt has {len(tokens)} tokens.", code="context_length_exceeded",
                         param="messages" if job.messages is not None else "prompt")
-                slot = max(free, key=lambda s: (self._reusable(s, tokens), -s.used))
+                slot = max(free, key=lambda s: self._placement(s, tokens))
                 slot.start(job, tokens, _sampler(job), min(job.max_tokens, room))
             except ApiError as exc:
                 job.error = exc
@@ -359,14 +360,29 @@ class Engine:
                 job.error = ApiError(500, f"generation failed: {exc}", code="server_error")
                 job.done.set()
                 continue
-            # Reuse the prefix it holds, but evaluate at least the last prompt token, in a whole piece.
-            keep = self._piece_start(min(self._reusable(slot, tokens), len(tokens) - 1), len(tokens))
+            keep = self._kept(slot, tokens)
             llama_cpp.llama_memory_seq_rm(self.ctx.memory, slot.seq_id, keep, -1)
             slot.cached = tokens[:keep]
             slot.prompted = keep
             job.cached_tokens = keep
             if slot.limit <= 0:
                 self._finish(slot, "length")
+
+    def _placement(self, slot: Slot, tokens: list[int]) -> tuple[int, int, int]:
+        """How well a free slot suits a prompt, as a sort key: first the prompt tokens whose KV it
+        saves evaluating (counted from a tile's worth), then the fewest filler rows it makes every
+        step carry (a request placed away from the running ones leaves streams between them that
+        each step fills, see _fillers; measured: 4 clients on 8 slots got 124 tok/s in slots 0
+        and 5-7, fewer than 2 clients' 141), then the least recently used."""
+        kept = self._kept(slot, tokens)
+        busy = [s.seq_id for s in self.slots if s.job is not None] + [slot.seq_id]
+        fillers = max(busy) - min(busy) + 1 - len(busy)
+        return kept if kept >= TILE else 0, -fillers, -slot.used
+
+    def _kept(self, slot: Slot, tokens: list[int]) -> int:
+        """How many leading prompt tokens the slot keeps: the prefix it holds, but at least the
+        last prompt token evaluated, in a whole piece."""
+        return self._piece_start(min(self._reusable(slot, tokens), len(tokens) - 1), len(tokens))
 
     def _piece_start(self, keep: int, n: int) -> int:
         """Where the evaluation of a prompt of n tokens starts, given `keep` reusable ones (see the
@@ -447,6 +463,7 @@ class Engine:
             if logits:
                 sampling.append((slot, rows - 1))
         self.batch.n_tokens = rows
+        self.filler_rows += len(fillers)
         status = llama_cpp.llama_decode(self.ctx.ctx, self.batch)
         for seq_id, pos in fillers:
             llama_cpp.llama_memory_seq_rm(self.ctx.memory, seq_id, pos, -1)

@@ -27,7 +27,7 @@ from core.workers import INFERENCE, live_workers, serving
 from core.validation import first_error
 from inference import answer_cache
 from inference.serializers import ChatCompletionSerializer, CompletionSerializer, EmbeddingSerializer
-from registry.models import Model
+from registry.selectors import model_by_name
 
 SERIALIZERS = {"chat": ChatCompletionSerializer, "completion": CompletionSerializer,
                "embedding": EmbeddingSerializer}
@@ -111,7 +111,7 @@ def prepare_request(*, call: ApiCall, kind: str, data) -> Prepared:
         raise ApiError(400, message, param=param, code="invalid_value")
     params = serializer.validated_data
     call.model_name = params["model"]
-    model = Model.objects.select_related("active_version").filter(name=params["model"]).first()
+    model = model_by_name(params["model"])
     if model is None or model.active_version is None:
         raise ApiError(404, f"The model '{params['model']}' does not exist.", code="model_not_found",
                        param="model")

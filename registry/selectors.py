@@ -1,7 +1,16 @@
 """Shared reads of the registry."""
 
+from core.memo import Memo
 from registry.jobs import JOB_KINDS
-from registry.models import Job
+from registry.models import Job, Model
+
+_models = Memo()
+
+
+def model_by_name(name: str) -> Model | None:
+    """The model with its active version (None if it has none); a copy kept by this process
+    (core.memo), to be read, not changed."""
+    return _models.get(name, lambda: Model.objects.select_related("active_version").filter(name=name).first())
 
 
 def jobs(*, recent: int = 20) -> tuple[list[Job], list[Job]]:

@@ -32,6 +32,15 @@ def pytest_configure(config):
             Path(name + suffix).unlink(missing_ok=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_memos():
+    """A test's rolled-back (or flushed) rows are changes that no signal announces: every process's
+    copies of keys and models (core.memo) start over before each test."""
+    from core.memo import _bump
+
+    _bump()
+
+
 @pytest.fixture
 def admin(django_user_model):
     return django_user_model.objects.create_superuser("alice", "alice@example.org", "password")

@@ -43,7 +43,7 @@ struct head_state {
     int64_t output_asks;   // times the scheduler reached llama.cpp's output matmul (for the tests)
     float hidden[MAX_ROWS * MAX_BLOCKS * 32];
     int isa;                                // the kernel: 2 AVX-512 VNNI, 1 AVX2, 0 none
-    int8_t xq[MAX_ROWS][MAX_BLOCKS * 32];   // the rows in Q8_0
+    int8_t xq[MAX_ROWS][MAX_BLOCKS * 32];   // the rows in Q8_0 (with VNNI, as x + 128)
     float dx[MAX_ROWS][MAX_BLOCKS];         // and their blocks' scales
 };
 
@@ -111,19 +111,19 @@ bool head_eval(struct ggml_tensor *t, bool ask, void *user_data) {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
 #define KERNEL(name) name##_vnni
-#define DOT(aw, sx) _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw, sx)
+#define VNNI 1
 #include "head_kernel.h"
 #undef KERNEL
-#undef DOT
+#undef VNNI
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 #define KERNEL(name) name##_avx2
-#define DOT(aw, sx) _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
+#define VNNI 0
 #include "head_kernel.h"
 #undef KERNEL
-#undef DOT
+#undef VNNI
 #pragma GCC pop_options
 
 // The best instruction set this CPU has: 2 AVX-512 VNNI, 1 AVX2 (with FMA and F16C), 0 neither.

@@ -1,6 +1,9 @@
 // The output layer's kernel, included by head.c once for each instruction set, with KERNEL(name)
-// naming its functions and DOT(aw, sx) summing a block's int8 products |w|·(x·sign w), 4 to an
-// int32 lane (the unsigned and signed operands of the x86 instructions).
+// naming its functions and VNNI 1 (AVX-512 VNNI) or 0 (AVX2). The two sum a block's 32 int8
+// products x·w into the same 8 int32 lanes (4 products each), so they give the same logits:
+// - with VNNI, one instruction takes unsigned bytes times signed bytes, so a row is kept as x + 128
+//   and each lane starts from -128·Σw, which the block computes once for all rows;
+// - with AVX2, maddubs would saturate on 255·127 pairs, so it takes |w| times x·sign(w).
 
 // A row in Q8_0, as ggml's quantize_row_q8_0 makes it (its AVX path: round to nearest, even).
 static void KERNEL(quantize)(const float *x, int nb, int8_t *xq, float *dx) {
@@ -9,7 +12,7 @@ static void KERNEL(quantize)(const float *x, int nb, int8_t *xq, float *dx) {
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
         const float d = amax / 127.f, id = d ? 127.f / amax : 0.f;
         dx[b] = _cvtsh_ss(_cvtss_sh(d, 0));
-        for (int j = 0; j < 32; j++) xq[b * 32 + j] = (int8_t) nearbyintf(x[b * 32 + j] * id);
+        for (int j = 0; j < 32; j++) xq[b * 32 + j] = (int8_t) ((int) nearbyintf(x[b * 32 + j] * id) + 128 * VNNI);
     }
 }
 
@@ -24,11 +27,21 @@ static inline __attribute__((always_inline)) void KERNEL(rows)(
         for (int r = 0; r < N; r++) acc[r] = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const __m256i w = _mm256_loadu_si256((const __m256i *) wr[b].qs);
-            const __m256i aw = _mm256_sign_epi8(w, w);  // |w|: Q8_0 holds -127 to 127
             const __m256 dw = _mm256_set1_ps(_cvtsh_ss(wr[b].d));
+#if VNNI
+            const __m256i zero = _mm256_setzero_si256();
+            const __m256i start = _mm256_sub_epi32(zero, _mm256_dpbusd_epi32(zero, _mm256_set1_epi8((char) 128), w));
+#else
+            const __m256i aw = _mm256_sign_epi8(w, w);  // |w|: Q8_0 holds -127 to 127
+#endif
             for (int r = 0; r < N; r++) {
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(xq[r] + b * 32));
-                const __m256i sum = DOT(aw, _mm256_sign_epi8(x, w));
+#if VNNI
+                const __m256i sum = _mm256_dpbusd_epi32(start, x, w);  // -128·Σw + Σ(x + 128)·w
+#else
+                const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w)),
+                                                      _mm256_set1_epi16(1));
+#endif
                 acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(&dx[r][b])),
                                          _mm256_cvtepi32_ps(sum), acc[r]);
             }

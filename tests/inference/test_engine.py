@@ -152,6 +152,18 @@ def test_it_gives_the_same_greedy_text_for_long_chats_alone_and_beside_others(en
     assert together == ["".join(pieces) for _, pieces in alone_runs]
 
 
+def test_it_puts_a_new_request_next_to_the_running_ones(engine):
+    # The least recently used free slots are 1 and then 3; slot 3 beside slot 1 would leave
+    # stream 2 between them, to be filled with a row at every step.
+    for slot, used in zip(engine.slots, [5, 1, 9, 2]):
+        slot.used = used
+    before = engine.filler_rows
+    runs = run_together(engine, ask(PROMPTS[0], max_tokens=8), ask(PROMPTS[1], max_tokens=8))
+    assert all(job.completion_tokens == 8 for job, _ in runs)
+    assert engine.filler_rows == before
+    assert engine.slots[0].used > 5 and engine.slots[1].used > 1 and engine.slots[3].used == 2
+
+
 def test_it_cancels_one_request_while_the_others_go_on(engine):
     cancelled = threading.Event()
     tokens = []

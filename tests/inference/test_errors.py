@@ -37,6 +37,15 @@ def test_it_rejects_revoked_key(api, member_key):
     assert "revoked" in error["message"]
 
 
+def test_it_rejects_a_key_revoked_after_it_was_used(api, member_key):
+    # The web processes keep copies of the keys they checked (core.memo); a revocation ends them.
+    for _ in range(4):
+        assert api.get("/v1/models").status_code == 200
+    revoke_api_key(key=member_key.key)
+    for _ in range(4):
+        assert "revoked" in error_of(api.post("/v1/chat/completions", json=chat("hi")), 401)["message"]
+
+
 def test_it_returns_404_for_an_unknown_model(api, member_key):
     error = error_of(api.post("/v1/chat/completions", json={**chat("hi"), "model": "gpt-4"}), 404)
     assert error["code"] == "model_not_found"
