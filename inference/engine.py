@@ -370,14 +370,15 @@ class Engine:
 
     def _placement(self, slot: Slot, tokens: list[int]) -> tuple[int, int, int]:
         """How well a free slot suits a prompt, as a sort key: first the prompt tokens whose KV it
-        saves evaluating (counted from a tile's worth), then the fewest filler rows it makes every
-        step carry (a request placed away from the running ones leaves streams between them that
-        each step fills, see _fillers; measured: 4 clients on 8 slots got 124 tok/s in slots 0
-        and 5-7, fewer than 2 clients' 141), then the least recently used."""
+        saves evaluating, then the fewest filler rows it makes every step carry (a request placed
+        away from the running ones leaves streams between them that each step fills, see _fillers;
+        measured: 4 clients on 8 slots got 124 tok/s in slots 0 and 5-7, fewer than 2 clients'
+        141), then the least recently used. Without `invariant` every chat shares its template's
+        first tokens with any slot that held a chat: fewer than TILE saved tokens count as none."""
         kept = self._kept(slot, tokens)
         busy = [s.seq_id for s in self.slots if s.job is not None] + [slot.seq_id]
         fillers = max(busy) - min(busy) + 1 - len(busy)
-        return kept if kept >= TILE else 0, -fillers, -slot.used
+        return kept if self.invariant or kept >= TILE else 0, -fillers, -slot.used
 
     def _kept(self, slot: Slot, tokens: list[int]) -> int:
         """How many leading prompt tokens the slot keeps: the prefix it holds, but at least the
