@@ -206,8 +206,23 @@ async def _anchor(layer) -> None:
     """The pub/sub layer's reader naps 0.1 s at a time while its process has no subscription;
     a channel that stays subscribed keeps it awake for the first request after a quiet spell."""
     if layer not in _anchored:
-        _anchored.add(layer)
         await layer.new_channel(prefix="anchor.")
+        _anchored.add(layer)
+
+
+WARM_UP_TIMEOUT = 3  # seconds: a process that cannot make its path ready starts without it
+
+
+async def warm_up() -> None:
+    """What a web process makes ready before it takes requests, so that its first one is as quick
+    as the rest: the channel layer's reader, subscribed (see _anchor), and the task queue's
+    connection. Without Redis it makes nothing ready: requests then say what is missing."""
+    try:
+        async with asyncio.timeout(WARM_UP_TIMEOUT):
+            await _anchor(get_channel_layer())
+            await sync_to_async(services.warm_queue, thread_sensitive=False)()
+    except Exception as exc:
+        log.warning("could not make the request path ready (%r); the first requests may be slower", exc)
 
 
 def redis_lost() -> ApiError:

@@ -24,6 +24,7 @@ from django.urls import path, re_path  # noqa: E402
 from core.http import BodyLimit  # noqa: E402
 from core.websocket import SameOriginValidator  # noqa: E402
 from inference import ollama  # noqa: E402
+from inference.session import warm_up  # noqa: E402
 from inference.consumers import CompletionConsumer, EmbeddingsConsumer  # noqa: E402
 from inference.websocket import ApiSocketConsumer  # noqa: E402
 from playground.consumers import RoomConsumer  # noqa: E402
@@ -37,7 +38,7 @@ api_websockets: list = [
     path("ws/v1/chat", ApiSocketConsumer.as_asgi()),
 ]
 
-application = ProtocolTypeRouter({
+router = ProtocolTypeRouter({
     # Every HTTP route has its body capped and timed (core/http.py).
     "http": BodyLimit(URLRouter([
         path("v1/chat/completions", CompletionConsumer.as_asgi(kind="chat")),
@@ -56,3 +57,18 @@ application = ProtocolTypeRouter({
             AuthMiddlewareStack(URLRouter(browser_websockets))))),
     ]),
 })
+
+
+async def application(scope, receive, send):
+    """The router, and ASGI's lifespan: a web process makes ready what its first request would
+    otherwise wait for (`inference.session.warm_up`) before it takes connections."""
+    if scope["type"] != "lifespan":
+        return await router(scope, receive, send)
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await warm_up()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
