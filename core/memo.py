@@ -2,8 +2,8 @@
 request spends no query on them, dropped by every process as soon as one of those rows changes.
 
 Measured with bench/cache.py on 2 cores: the key check and the model lookup took 1.4 ms of a
-cache hit's 8 ms, mostly Django compiling their queries; with the copies a hit took 4.8 to 5.6 ms,
-and hits per second went from 214 to 313-323.
+cache hit's 8 ms, mostly Django compiling their queries; with the copies a hit took 5.2 to 7.4 ms
+instead of 7.9 to 9.0, and hits per second went from 161-234 to 264-316.
 
 How the processes agree: Redis holds one token (TOKEN). A change to a copied row sets a fresh one
 (`changed`, from the apps' signals: at once, and again when its transaction commits); a reader

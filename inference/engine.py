@@ -9,7 +9,7 @@ KV cache stream per slot (`slots` sequences of `n_ctx` tokens each), every reque
 as its own sequence, and each step is one `llama_decode` that carries the next token of every
 generating sequence, then prompt pieces of waiting requests (at most PROMPT_BUDGET tokens, so one
 long prompt cannot stall the others), each piece in a decode of its own. New requests take a free slot
-between steps; a cancelled request leaves at the next step.
+between steps (see Engine._placement); a cancelled request leaves at the next step.
 
 Greedy output does not depend on what runs beside a request or ran before it:
 - each slot has its own KV stream (`kv_unified` off), so a sequence's attention never sees
