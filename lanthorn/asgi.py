@@ -24,8 +24,8 @@ from django.urls import path, re_path  # noqa: E402
 from core.http import BodyLimit  # noqa: E402
 from core.websocket import SameOriginValidator  # noqa: E402
 from inference import ollama  # noqa: E402
-from inference.session import warm_up  # noqa: E402
 from inference.consumers import CompletionConsumer, EmbeddingsConsumer  # noqa: E402
+from inference.session import warm_up  # noqa: E402
 from inference.websocket import ApiSocketConsumer  # noqa: E402
 from playground.consumers import RoomConsumer  # noqa: E402
 
