@@ -7,15 +7,13 @@ class ConsoleConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
-        from django.db.models.signals import m2m_changed, post_delete, post_save
+        from django.db.models.signals import m2m_changed
 
         from console.models import ApiKey
-        from core.memo import changed
+        from core import memo
 
         # What an API key's copy (console.selectors.key_by_hash) holds: the key, its owner, the
         # owner's groups (auditors run no models).
         User = get_user_model()
-        for model in (ApiKey, User, Group):
-            post_save.connect(changed, sender=model, dispatch_uid=f"memo-save-{model.__name__}")
-            post_delete.connect(changed, sender=model, dispatch_uid=f"memo-delete-{model.__name__}")
-        m2m_changed.connect(changed, sender=User.groups.through, dispatch_uid="memo-groups")
+        memo.watch(ApiKey, User, Group)
+        m2m_changed.connect(memo.changed, sender=User.groups.through, dispatch_uid="memo-groups")

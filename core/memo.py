@@ -73,6 +73,15 @@ class Memo:
         return row
 
 
+def watch(*models) -> None:
+    """Drops every process's copies whenever a row of one of `models` is saved or deleted."""
+    from django.db.models.signals import post_delete, post_save
+
+    for model in models:
+        post_save.connect(changed, sender=model, dispatch_uid=f"memo-save-{model._meta.label}")
+        post_delete.connect(changed, sender=model, dispatch_uid=f"memo-delete-{model._meta.label}")
+
+
 def changed(**_signal) -> None:
     """A copied row changed: every process's memos start over (a signal receiver)."""
     _bump()

@@ -349,7 +349,8 @@ class Engine:
                         400, f"This model's maximum context length is {self.n_ctx} tokens, "
                         f"but the prompt has {len(tokens)} tokens.", code="context_length_exceeded",
                         param="messages" if job.messages is not None else "prompt")
-                slot = max(free, key=lambda s: self._placement(s, tokens))
+                running = [s.seq_id for s in self.slots if s.job is not None]
+                slot = max(free, key=lambda s: self._placement(s, tokens, running))
                 slot.start(job, tokens, _sampler(job), min(job.max_tokens, room))
             except ApiError as exc:
                 job.error = exc
@@ -368,15 +369,16 @@ class Engine:
             if slot.limit <= 0:
                 self._finish(slot, "length")
 
-    def _placement(self, slot: Slot, tokens: list[int]) -> tuple[int, int, int]:
+    def _placement(self, slot: Slot, tokens: list[int], running: list[int]) -> tuple[int, int, int]:
         """How well a free slot suits a prompt, as a sort key: first the prompt tokens whose KV it
         saves evaluating, then the fewest filler rows it makes every step carry (a request placed
         away from the running ones leaves streams between them that each step fills, see _fillers;
         measured: 4 clients on 8 slots got 124 tok/s in slots 0 and 5-7, fewer than 2 clients'
         141), then the least recently used. Without `invariant` every chat shares its template's
-        first tokens with any slot that held a chat: fewer than TILE saved tokens count as none."""
+        first tokens with any slot that held a chat: fewer than TILE saved tokens count as none.
+        `running`: the streams of the slots that have a request."""
         kept = self._kept(slot, tokens)
-        busy = [s.seq_id for s in self.slots if s.job is not None] + [slot.seq_id]
+        busy = [*running, slot.seq_id]
         fillers = max(busy) - min(busy) + 1 - len(busy)
         return kept if self.invariant or kept >= TILE else 0, -fillers, -slot.used
 
