@@ -39,8 +39,8 @@ Greedy output does not depend on what runs beside a request or ran before it:
   sequence of LONE_CELLS or more gets a neighbour's filler row. Measured: without it, answers of
   64 tokens alone and eight at once differed in 5 of 8 prompts;
 - where the CPU has AVX2 and the model's output matrix is Q8_0 (the default model's), the
-  output layer runs on Lanthorn's kernel (inference/head.py): it gives the logits llama.cpp's
-  kernel gives, to the bit, for any number of rows, in about half the time for 4 rows;
+  output layer runs on Lanthorn's kernel (inference/head.py): a row's logits are the same for
+  any number of rows (and llama.cpp's to rounding), in less than half the time for 4 rows;
 - ggml's tiled K-quant matmul, which starts at 8 rows and sums in another order than the stock
   kernel, is turned off (GGML_CPU_TILED_MM=0, before the first decode of the process). Measured on
   2 cores: 8 sequences decode as fast without it.

@@ -4,8 +4,11 @@ Measured on 2 cores: of a step that decodes 4 sequences of the default model (Ge
 thirds went to the output layer, the matmul of its 262,144 × 640 Q8_0 output matrix with the
 step's rows. ggml has no batched kernel for Q8_0 on x86 that does better than one row at a time,
 so that matmul bounded what batching gained. `native/head.c` reads the matrix once for all the
-rows of a step, with AVX-512 VNNI where the CPU has it, else AVX2 (see its header for the
-figures); no maintained library computes Q8_0 matmuls outside ggml.
+rows of a step, 8 output rows at a time, one to a SIMD lane, with AVX-512 VNNI where the CPU has
+it, else AVX2 (see its header for the figures); no maintained library computes Q8_0 matmuls
+outside ggml. Its logits are llama.cpp's to rounding (a block's 32 products are summed as one
+exact integer, where ggml sums them in 8 lanes), the same with either instruction set, and a
+row's logits do not depend on the rows beside it.
 
 How it fits in llama.cpp: the context gets `head_eval` as its scheduler callback, which notes the
 output layer's matrix and, once armed, keeps the rows of the final norm and stops the graph

@@ -5,13 +5,16 @@
 // 262,144 rows of 640) and the step's rows. On x86 ggml has no interleaved ("repacked") layout
 // for Q8_0, and its kernels for two rows or more cost about as much per row as one row alone, so
 // that matmul, not the layers, bounds what batching gains. This kernel reads each block of the
-// matrix once for all the rows of the step and takes the dot products of 32 int8 pairs in one
-// instruction (AVX-512 VNNI) or three (AVX2): measured on 2 cores (AMD EPYC, AVX-512), 6.5 / 10.3 /
-// 20.4 ms for 1 / 4 / 8 rows with VNNI and 6.2 / 12 / 23-26 ms with AVX2 alone, against 9.2 / 23.4
-// / 30.7 ms in ggml (built for AVX-512).
+// matrix once for all the rows of the step, 8 output rows at a time, one to a lane, so that a
+// row of the step costs one dot-4 instruction per 4 weights of 8 output rows (head_kernel.h).
+// Measured alone on 2 cores (AMD EPYC, AVX-512 VNNI), a synthetic matrix of this shape: 3.3 / 3.5
+// / 3.4 / 5.5 ms for 1 / 2 / 4 / 8 rows, against 3.7 / 3.4 / 4.9 / 10.3 ms for the kernel before
+// it (one output row at a time, in ggml's order) and 9.2 / 23.4 / 30.7 ms (1 / 4 / 8) in ggml.
 //
 // A row's result does not depend on the other rows: each row's sums are taken in the same order
-// whatever the number of rows or threads, and each output row is computed by one thread.
+// whatever the number of rows, threads or instruction set, and each output row is computed by
+// one thread. It differs from llama.cpp's in the last bits (ggml adds a block's products in 8
+// lanes and the lanes at the end; here a block is one exact integer).
 //
 // head_eval is a ggml scheduler callback (llama_context_params.cb_eval): it finds the matmul of
 // the output layer in the graph ("result_output", whose input is "result_norm"), and once armed
@@ -43,8 +46,9 @@ struct head_state {
     int64_t output_asks;   // times the scheduler reached llama.cpp's output matmul (for the tests)
     float hidden[MAX_ROWS * MAX_BLOCKS * 32];
     int isa;                                // the kernel: 2 AVX-512 VNNI, 1 AVX2, 0 none
-    int8_t xq[MAX_ROWS][MAX_BLOCKS * 32];   // the rows in Q8_0 (with VNNI, as x + 128)
-    float dx[MAX_ROWS][MAX_BLOCKS];         // and their blocks' scales
+    int8_t xq[MAX_ROWS][MAX_BLOCKS * 32];   // the rows in Q8_0
+    float dx[MAX_ROWS][MAX_BLOCKS];         // their blocks' scales
+    int32_t start[MAX_ROWS][MAX_BLOCKS];    // and -128 times their blocks' sums (for VNNI)
 };
 
 int head_supported(void);
@@ -69,7 +73,8 @@ static void inspect_output(struct head_state *s, const struct ggml_tensor *t) {
     s->weight_ok = t->op == GGML_OP_MUL_MAT && w && x && w->type == GGML_TYPE_Q8_0 &&
                    w->extra == NULL &&  // not in a repacked layout
                    strcmp(x->name, "result_norm") == 0 && x->type == GGML_TYPE_F32 &&
-                   w->ne[0] % 32 == 0 && w->ne[0] <= MAX_BLOCKS * 32 && w->ne[2] == 1 && w->ne[3] == 1 &&
+                   w->ne[0] % 32 == 0 && w->ne[0] <= MAX_BLOCKS * 32 && w->ne[1] % 8 == 0 &&
+                   w->ne[2] == 1 && w->ne[3] == 1 &&
                    w->nb[1] == (size_t)(w->ne[0] / 32) * sizeof(block_q8_0) && w->data != NULL;
     if (s->weight_ok) {
         s->weight = w->data;

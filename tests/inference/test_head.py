@@ -1,5 +1,6 @@
 """The output layer's kernel (inference/head.py, inference/native/head.c) with the real default
-model: it computes the logits llama.cpp computes, instead of llama.cpp."""
+model: it computes the logits llama.cpp computes (to rounding), instead of llama.cpp, and a
+row's logits do not depend on the rows beside it."""
 
 import ctypes
 
@@ -53,20 +54,41 @@ def step(engine, k: int, *, armed: bool) -> list[numpy.ndarray]:
 ISAS = {2: "avx512_vnni", 1: "avx2"}
 
 
-@pytest.mark.parametrize("isa", ISAS, ids=ISAS.values())
-@pytest.mark.parametrize("k", [1, 3])
-def test_it_computes_the_logits_llama_cpp_computes(engine, k, isa):
+def with_isa(engine, isa: int, k: int) -> list[numpy.ndarray]:
+    """The logits of `step` (k sequences) from the kernel of one instruction set."""
     if engine.head.lib.head_supported() < isa:
         pytest.skip(f"this CPU has no {ISAS[isa]}")
     assert engine.head.lib.head_use(engine.head.state, isa) == isa
     try:
-        ours = step(engine, k, armed=True)
+        return step(engine, k, armed=True)
     finally:
         engine.head.lib.head_use(engine.head.state, 2)
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=ISAS.values())
+@pytest.mark.parametrize("k", [1, 3])
+def test_it_computes_the_logits_llama_cpp_computes_to_rounding(engine, k, isa):
+    ours = with_isa(engine, isa, k)
     theirs = step(engine, k, armed=False)
     for mine, llamas in zip(ours, theirs, strict=True):
         assert numpy.abs(mine).max() > 1  # real logits, not the zeros it was given
-        assert numpy.array_equal(mine, llamas)  # to the bit: the same sums in the same order
+        assert not numpy.array_equal(mine, llamas)  # its own sums, not llama.cpp's
+        assert numpy.abs(mine - llamas).max() <= 1e-5 * numpy.abs(llamas).max()
+        assert mine.argmax() == llamas.argmax()
+
+
+@pytest.mark.parametrize("isa", ISAS, ids=ISAS.values())
+def test_a_rows_logits_do_not_depend_on_the_rows_beside_it(engine, isa):
+    alone, = with_isa(engine, isa, 1)
+    together = with_isa(engine, isa, 3)
+    assert numpy.array_equal(alone, together[0])  # to the bit
+    assert not numpy.array_equal(together[0], together[1])
+
+
+def test_the_two_instruction_sets_give_the_same_logits(engine):
+    vnni, avx2 = with_isa(engine, 2, 3), with_isa(engine, 1, 3)
+    for a, b in zip(vnni, avx2, strict=True):
+        assert numpy.array_equal(a, b)  # to the bit: the same integers, then the same float steps
 
 
 def test_it_stops_the_graph_before_llama_cpps_output_matmul(engine):
