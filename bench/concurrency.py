@@ -1,6 +1,8 @@
 """Concurrent streaming clients against Lanthorn and against llama-cpp-python's own server
 (`python -m llama_cpp.server`), same model, threads, prompts and max_tokens, in one invocation:
-aggregate tok/s and TTFT p50/p95 for 1, 2, 4 and 8 clients.
+aggregate tok/s and TTFT p50/p95 for 1, 2, 4 and 8 clients. Each client count runs 3 rounds,
+interleaved with the others', and the median round counts: a single stream's round lasts about a
+second, and these VMs' speed drifts by 10-30 % within minutes.
 
 Goals: 4 clients >= 2.2x Lanthorn's single stream and >= 3x the peer's 4-client aggregate;
 8 clients >= 3x single; TTFT p95 at 8 clients <= 1 s.
@@ -8,7 +10,7 @@ Goals: 4 clients >= 2.2x Lanthorn's single stream and >= 3x the peer's 4-client 
 The peer needs the `llama-cpp-python[server]` extra's packages, kept out of requirements.txt:
 `make bench-peer` installs them under var/bench-peer (without it, the peer's rows are skipped).
 
-    .venv/bin/python bench/concurrency.py [--max-tokens 96] [--threads 2] [--clients 1,2,4,8]
+    .venv/bin/python bench/concurrency.py [--max-tokens 96] [--threads 2] [--clients 1,2,4,8] [--rounds 3]
 """
 
 import argparse
@@ -27,7 +29,8 @@ PROMPTS = ["Quantum entanglement is", "The history of Rome begins", "A good cup 
 PEER_PACKAGES = ROOT / "var" / "bench-peer"
 
 
-def round_of(url: str, key: str, clients: int, args) -> dict:
+def round_of(url: str, key: str, clients: int, args) -> tuple[float, list[float]]:
+    """One round of `clients` concurrent streams: (aggregate tok/s, their TTFTs)."""
     def one(i):
         return stream(url, "/v1/completions", {"model": "gemma3-270m", "prompt": PROMPTS[i % len(PROMPTS)],
                                                "max_tokens": args.max_tokens, "temperature": 0}, key=key)
@@ -35,14 +38,25 @@ def round_of(url: str, key: str, clients: int, args) -> dict:
     with ThreadPoolExecutor(clients) as pool:
         runs = list(pool.map(one, range(clients)))
     wall = max(r.end for r in runs) - min(r.start for r in runs)
-    ttfts = sorted(r.ttft for r in runs)
-    return {"tok_s": sum(r.tokens for r in runs) / wall, "p50": statistics.median(ttfts),
-            "p95": ttfts[min(len(ttfts) - 1, round(0.95 * (len(ttfts) - 1)))], "load": load()}
+    return sum(r.tokens for r in runs) / wall, [r.ttft for r in runs]
 
 
 def measure(url: str, key: str, args) -> dict:
+    """`args.rounds` rounds of each client count, interleaved (1, 2, 4, 8, 1, 2, ...) so that the
+    machine's drift falls on every count alike: the median round's tok/s, and the TTFTs of all."""
     round_of(url, key, 2, args)  # warm-up
-    return {n: round_of(url, key, n, args) for n in args.clients}
+    rates, ttfts = {n: [] for n in args.clients}, {n: [] for n in args.clients}
+    for _ in range(args.rounds):
+        for n in args.clients:
+            rate, times = round_of(url, key, n, args)
+            rates[n].append(rate)
+            ttfts[n].extend(times)
+    result = {}
+    for n in args.clients:
+        times = sorted(ttfts[n])
+        result[n] = {"tok_s": statistics.median(rates[n]), "rounds": rates[n], "p50": statistics.median(times),
+                     "p95": times[min(len(times) - 1, round(0.95 * (len(times) - 1)))], "load": load()}
+    return result
 
 
 def peer(model_path, args) -> dict | None:
@@ -76,6 +90,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clients", default="1,2,4,8")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each client count (the median counts)")
     args = parser.parse_args()
     args.clients = [int(n) for n in args.clients.split(",")]
     with lanthorn(threads=args.threads, slots=max(args.clients), cache=False) as server:
@@ -83,11 +98,13 @@ def main() -> None:
         model_path = server.model_path
         theirs = peer(model_path, args)
     print(f"Gemma 3 270M Q4_K_M, {args.threads} threads, max_tokens {args.max_tokens}, temperature 0, "
-          f"different prompts per client, streaming /v1/completions")
-    print(f"{'server':22} {'clients':>7} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p95':>9}  machine")
+          f"different prompts per client, streaming /v1/completions, tok/s the median of {args.rounds} rounds")
+    print(f"{'server':22} {'clients':>7} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p95':>9}  {'rounds':24} machine")
     for name, rows in (("Lanthorn", ours), ("llama_cpp.server", theirs)):
         for n, row in (rows or {}).items():
-            print(f"{name:22} {n:7} {row['tok_s']:8.1f} {row['p50'] * 1000:7.0f}ms {row['p95'] * 1000:7.0f}ms  {row['load']}")
+            rounds = " / ".join(f"{rate:.1f}" for rate in row["rounds"])
+            print(f"{name:22} {n:7} {row['tok_s']:8.1f} {row['p50'] * 1000:7.0f}ms {row['p95'] * 1000:7.0f}ms  "
+                  f"{rounds:24} {row['load']}")
     single = ours[args.clients[0]]["tok_s"]
     for n in args.clients[1:]:
         print(f"Lanthorn {n} clients / 1 client: {ours[n]['tok_s'] / single:.2f}x"
