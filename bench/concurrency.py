@@ -10,7 +10,10 @@ Goals: 4 clients >= 2.2x Lanthorn's single stream and >= 3x the peer's 4-client 
 The peer needs the `llama-cpp-python[server]` extra's packages, kept out of requirements.txt:
 `make bench-peer` installs them under var/bench-peer (without it, the peer's rows are skipped).
 
-    .venv/bin/python bench/concurrency.py [--max-tokens 96] [--threads 2] [--clients 1,2,4,8] [--rounds 3]
+    .venv/bin/python bench/concurrency.py [--max-tokens 96] [--threads 2] [--clients 1,2,4,8] [--rounds 3] [--invariant on|off]
+
+`--invariant off` runs Lanthorn without the model's batch-invariant greedy output (its default is on):
+ggml then repacks the Q4_K matrices, whose batched kernels are faster.
 """
 
 import argparse
@@ -91,14 +94,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clients", default="1,2,4,8")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each client count (the median counts)")
+    parser.add_argument("--invariant", choices=["on", "off"], default="on")
     args = parser.parse_args()
     args.clients = [int(n) for n in args.clients.split(",")]
-    with lanthorn(threads=args.threads, slots=max(args.clients), cache=False) as server:
+    with lanthorn(threads=args.threads, slots=max(args.clients), cache=False,
+                  invariant=args.invariant == "on") as server:
         ours = measure(server.url, server.key, args)
         model_path = server.model_path
         theirs = peer(model_path, args)
     print(f"Gemma 3 270M Q4_K_M, {args.threads} threads, max_tokens {args.max_tokens}, temperature 0, "
-          f"different prompts per client, streaming /v1/completions, tok/s the median of {args.rounds} rounds")
+          f"different prompts per client, streaming /v1/completions, tok/s the median of {args.rounds} rounds, "
+          f"invariant {args.invariant}")
     print(f"{'server':22} {'clients':>7} {'tok/s':>8} {'TTFT p50':>9} {'TTFT p95':>9}  {'rounds':24} machine")
     for name, rows in (("Lanthorn", ours), ("llama_cpp.server", theirs)):
         for n, row in (rows or {}).items():

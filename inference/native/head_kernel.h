@@ -86,6 +86,7 @@ static inline __attribute__((always_inline)) void KERNEL(rows)(
                 __m256i sum = _mm256_set1_epi32(start[r][b]);  // -128·Σx + Σ(w + 128)·x
                 for (int k = 0; k < 8; k++) sum = _mm256_dpbusd_epi32(sum, t[k], _mm256_set1_epi32(x4[k]));
 #else
+                (void) start;
                 __m256i sum = _mm256_setzero_si256();
                 for (int k = 0; k < 8; k++) {
                     const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(t[k], t[k]),
