@@ -10,7 +10,8 @@ Goals: 4 clients >= 2.2x Lanthorn's single stream and >= 3x the peer's 4-client 
 The peer needs the `llama-cpp-python[server]` extra's packages, kept out of requirements.txt:
 `make bench-peer` installs them under var/bench-peer (without it, the peer's rows are skipped).
 
-    .venv/bin/python bench/concurrency.py [--max-tokens 96] [--threads 2] [--clients 1,2,4,8] [--rounds 3] [--invariant on|off]
+    .venv/bin/python bench/concurrency.py [--max-tokens 96] [--threads 2] [--clients 1,2,4,8]
+                                          [--rounds 3] [--invariant on|off]
 
 `--invariant off` runs Lanthorn without the model's batch-invariant greedy output (its default is on):
 ggml then repacks the Q4_K matrices, whose batched kernels are faster.

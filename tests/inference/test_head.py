@@ -13,7 +13,6 @@ from inference import head
 from tests.inference.test_engine import PROMPTS, ask, new_engine, run_together
 
 
-
 def cpu_runs_the_kernel() -> bool:
     """From the CPU's flags, not from whether the kernel loads: a kernel that fails to build on a
     CPU that could run it fails these tests instead of skipping them."""
@@ -22,7 +21,8 @@ def cpu_runs_the_kernel() -> bool:
     return all(flag in flags for flag in ("avx2", "fma", "f16c"))
 
 
-pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(), reason="this CPU has no AVX2 for the output layer's kernel")
+pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(),
+                                reason="this CPU has no AVX2 for the output layer's kernel")
 
 
 @pytest.fixture(scope="module")
