@@ -17,9 +17,8 @@ kept rows where llama.cpp would have written them, so sampling reads them as bef
 
 The library is built from `native/head.c` against llama-cpp-python's ggml.h into the gitignored
 build/head/ (by `scripts/bootstrap.sh`, or at first use), named by a digest of its sources and
-ggml.h. Where it
-cannot be built or loaded, or the CPU lacks AVX2, or the model's output layer is not a
-plain Q8_0 matmul, or LANTHORN_OUTPUT_KERNEL is false, the engine leaves the output layer to
+ggml.h. Where it cannot be built or loaded, or the CPU lacks AVX2, or the model's output layer is
+not a plain Q8_0 matmul, or LANTHORN_OUTPUT_KERNEL is false, the engine leaves the output layer to
 llama.cpp.
 """
 
