@@ -41,9 +41,12 @@ Greedy output does not depend on what runs beside a request or ran before it:
 - where the CPU has AVX2 and the model's output matrix is Q8_0 (the default model's), the
   output layer runs on Lanthorn's kernel (inference/head.py): a row's logits are the same for
   any number of rows (and llama.cpp's to rounding), in less than half the time for 4 rows;
-- ggml's tiled K-quant matmul, which starts at 8 rows and sums in another order than the stock
-  kernel, is turned off (GGML_CPU_TILED_MM=0, before the first decode of the process). Measured on
-  2 cores: 8 sequences decode as fast without it.
+- where the CPU has AVX2, the layers' Q5_0, Q8_0, Q4_K and Q6_K matmuls run on Lanthorn's kernel
+  (inference/matmul.py), whose result for a row is the same for any number of rows, and which is
+  faster than ggml's for 1 row and for 8;
+- ggml's tiled K-quant matmul, which starts at 8 rows, sums in another order than its one-row
+  kernel and comes before Lanthorn's, is turned off (GGML_CPU_TILED_MM=0, before the first decode
+  of the process).
 """
 
 import codecs
@@ -67,7 +70,7 @@ from llama_cpp._utils import suppress_stdout_stderr
 
 from core import metrics
 from core.errors import ApiError
-from inference import head, pages
+from inference import head, matmul, pages
 from inference.chat_templates import template_for
 
 log = logging.getLogger(__name__)
@@ -181,6 +184,8 @@ class Engine:
         params.swa_full = True  # sliding-window layers keep whole prefixes, so they can be reused
         params.n_batch = params.n_ubatch = max(self.streams, PIECE + TILE - 1)  # a piece in one ubatch
         params.n_threads = params.n_threads_batch = threads
+        if settings.LANTHORN_LAYER_KERNEL:
+            matmul.install()  # for the whole process, before its first decode
         self.head = head.for_context(n_threads=threads,
                                      enabled=n_gpu_layers == 0 and settings.LANTHORN_OUTPUT_KERNEL)
         if self.head is not None:

@@ -15,78 +15,41 @@ output layer's matrix and, once armed, keeps the rows of the final norm and stop
 before llama.cpp's own output matmul. After `llama_decode`, `Head.logits` writes the logits of the
 kept rows where llama.cpp would have written them, so sampling reads them as before.
 
-The library is built from `native/head.c` against llama-cpp-python's ggml.h into the gitignored
-build/head/ (by `scripts/bootstrap.sh`, or at first use), named by a digest of its sources and
-ggml.h. Where it cannot be built or loaded, or the CPU lacks AVX2, or the model's output layer is
-not a plain Q8_0 matmul, or LANTHORN_OUTPUT_KERNEL is false, the engine leaves the output layer to
-llama.cpp.
+The kernel is part of the library that inference/kernels.py builds. Where it cannot be built or
+loaded, or the CPU lacks AVX2, or the model's output layer is not a plain Q8_0 matmul, or
+LANTHORN_OUTPUT_KERNEL is false, the engine leaves the output layer to llama.cpp.
 """
 
 import ctypes
-import hashlib
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
 import threading
-from pathlib import Path
 
 import llama_cpp
 
-log = logging.getLogger(__name__)
+from inference import kernels
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-SOURCE = Path(__file__).resolve().parent / "native" / "head.c"
-OUT = BASE_DIR / "build" / "head"
-INCLUDE = Path(llama_cpp.__file__).resolve().parent.parent / "include"  # llama-cpp-python's headers
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _tried = False
 
 
-def library_path() -> Path:
-    """Where the library of this source and these ggml headers lives."""
-    sources = [SOURCE, SOURCE.with_name("head_kernel.h"), INCLUDE / "ggml.h"]
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
-    return OUT / f"libhead-{digest}.so"
-
-
-def build() -> Path:
-    """Compiles native/head.c unless build/head/ already holds it; returns the library's path."""
-    path = library_path()
-    if path.exists():
-        return path
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
-        raise RuntimeError("no C compiler (cc) to build the output layer's kernel")
-    OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
-        built = Path(tmp) / path.name
-        subprocess.run([compiler, "-O3", "-fPIC", "-shared", "-fopenmp", f"-I{INCLUDE}", str(SOURCE),
-                        "-o", str(built)], check=True, capture_output=True, text=True)
-        os.replace(built, path)  # atomic: a process loading it meanwhile sees a whole file
-    return path
-
-
 def load() -> ctypes.CDLL | None:
-    """The library, built if need be; None where it cannot be had or this CPU cannot run it."""
+    """The kernels' library, where this CPU can run the output layer's kernel; else None."""
     global _library, _tried
     with _lock:
         if not _tried:
             _tried = True
-            try:
-                lib = ctypes.CDLL(str(build()))
-            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-                detail = getattr(exc, "stderr", "") or exc
-                log.warning("llama.cpp computes the output layer: the kernel is unavailable (%s)", detail)
-                return None
-            _declare(lib)
-            if lib.head_supported():
-                _library = lib
+            lib = kernels.load()
+            if lib is None:
+                log.warning("llama.cpp computes the output layer: Lanthorn's kernels are unavailable")
             else:
-                log.info("llama.cpp computes the output layer: this CPU has no AVX2")
+                _declare(lib)
+                if lib.head_supported():
+                    _library = lib
+                else:
+                    log.info("llama.cpp computes the output layer: this CPU has no AVX2")
         return _library
 
 
@@ -146,7 +109,3 @@ def for_context(*, n_threads: int, enabled: bool) -> Head | None:
     """A Head for a new context, or None where llama.cpp keeps the output layer."""
     lib = load() if enabled else None
     return Head(lib, n_threads=n_threads) if lib is not None else None
-
-
-if __name__ == "__main__":
-    print(f"output layer kernel: {build()}")

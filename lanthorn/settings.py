@@ -385,3 +385,6 @@ LANTHORN_MODEL_WORKER = envbool("LANTHORN_MODEL_WORKER", "false")
 # Whether the engine computes the output layer with its own kernel where the CPU and model allow
 # (inference/head.py); off, llama.cpp computes it.
 LANTHORN_OUTPUT_KERNEL = envbool("LANTHORN_OUTPUT_KERNEL", "true")
+# Whether a worker computes the layers' Q5_0, Q8_0, Q4_K and Q6_K matmuls with Lanthorn's kernel
+# where the CPU has AVX2 (inference/matmul.py); off, ggml computes them.
+LANTHORN_LAYER_KERNEL = envbool("LANTHORN_LAYER_KERNEL", "true")

@@ -30,9 +30,9 @@ scripts/install-llama-cpp.sh .venv
 .venv/bin/python -m pip install -q --no-deps -e . -e sdk/python
 # The gRPC stubs of proto/lanthorn/v1/inference.proto, into build/grpc/ (not committed).
 .venv/bin/python -m inference.grpc_stubs
-# The output layer's kernel (inference/native/head.c), into build/head/ (not committed). Without it,
-# llama.cpp computes the output layer, more slowly when several requests decode together.
-.venv/bin/python -m inference.head || echo "The output layer's kernel did not build; llama.cpp will compute it" >&2
+# Lanthorn's kernels for the output layer and the layers' matmuls (inference/native/), into
+# build/kernels/ (not committed). Without them, llama.cpp computes everything, more slowly.
+.venv/bin/python -m inference.kernels || echo "Lanthorn's kernels did not build; llama.cpp will compute everything" >&2
 
 # Test toolchains: Debian's Chromium for the browser tests (driven by Playwright, no browser
 # download), Go and a JDK for the Go and Java SDKs. Missing ones are installed when we can

@@ -8,8 +8,9 @@ from pathlib import Path
 import llama_cpp
 import numpy
 import pytest
+from django.test import override_settings
 
-from inference import head
+from inference import head, matmul
 from tests.inference.test_engine import PROMPTS, ask, new_engine, run_together
 
 
@@ -27,9 +28,14 @@ pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(),
 
 @pytest.fixture(scope="module")
 def engine():
-    engine = new_engine(slots=4)
-    assert engine.head is not None and engine.head.armed
-    return engine
+    # llama.cpp's own output matmul, which these tests compare with, would otherwise run on the
+    # layers' kernel (inference/matmul.py), which computes Q8_0 as this kernel does.
+    with override_settings(LANTHORN_LAYER_KERNEL=False):
+        matmul.install(False)
+        engine = new_engine(slots=4)
+        assert engine.head is not None and engine.head.armed
+        yield engine
+    matmul.install(True)
 
 
 def step(engine, k: int, *, armed: bool) -> list[numpy.ndarray]:

@@ -1,0 +1,76 @@
+"""Lanthorn's native kernels: one library, built from inference/native/*.c.
+
+- native/head.c: the output layer of a decoding step (inference/head.py);
+- native/matmul.c: the layers' quantized matmuls (inference/matmul.py).
+
+The library is built against llama-cpp-python's ggml.h into the gitignored build/kernels/ (by
+`scripts/bootstrap.sh`, or at first use), named by a digest of its sources and ggml.h, so a
+change to either builds a new one. Where it cannot be built or loaded, `load` returns None and
+llama.cpp computes everything itself.
+"""
+
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import llama_cpp
+
+log = logging.getLogger(__name__)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+NATIVE = Path(__file__).resolve().parent / "native"
+SOURCES = [NATIVE / "head.c", NATIVE / "matmul.c"]
+OUT = BASE_DIR / "build" / "kernels"
+INCLUDE = Path(llama_cpp.__file__).resolve().parent.parent / "include"  # llama-cpp-python's headers
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_tried = False
+
+
+def library_path() -> Path:
+    """Where the library of these sources and these ggml headers lives."""
+    files = sorted(NATIVE.glob("*.[ch]")) + [INCLUDE / "ggml.h"]
+    digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()[:16]
+    return OUT / f"libkernels-{digest}.so"
+
+
+def build() -> Path:
+    """Compiles the sources unless build/kernels/ already holds them; returns the library's path."""
+    path = library_path()
+    if path.exists():
+        return path
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("no C compiler (cc) to build Lanthorn's kernels")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+        built = Path(tmp) / path.name
+        subprocess.run([compiler, "-O3", "-fPIC", "-shared", "-fopenmp", f"-I{INCLUDE}", *map(str, SOURCES),
+                        "-ldl", "-o", str(built)], check=True, capture_output=True, text=True)
+        os.replace(built, path)  # atomic: a process loading it meanwhile sees a whole file
+    return path
+
+
+def load() -> ctypes.CDLL | None:
+    """The library, built if need be; None where it cannot be had."""
+    global _library, _tried
+    with _lock:
+        if not _tried:
+            _tried = True
+            try:
+                _library = ctypes.CDLL(str(build()))
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                detail = getattr(exc, "stderr", "") or exc
+                log.warning("llama.cpp computes everything: Lanthorn's kernels are unavailable (%s)", detail)
+        return _library
+
+
+if __name__ == "__main__":
+    print(f"kernels: {build()}")
