@@ -48,7 +48,7 @@ struct head_state {
     int isa;                                // the kernel: 2 AVX-512 VNNI, 1 AVX2, 0 none
     int8_t xq[MAX_ROWS][MAX_BLOCKS * 32];   // the rows in Q8_0
     float dx[MAX_ROWS][MAX_BLOCKS];         // their blocks' scales
-    int32_t start[MAX_ROWS][MAX_BLOCKS];    // and -128 times their blocks' sums (for VNNI)
+    int32_t sx[MAX_ROWS][MAX_BLOCKS];       // and their blocks' sums (for VNNI)
 };
 
 int head_supported(void);
@@ -108,39 +108,12 @@ bool head_eval(struct ggml_tensor *t, bool ask, void *user_data) {
     return false;
 }
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-
 // The kernel, compiled once for each instruction set (head_kernel.h): its one difference is how
 // a block's 32 int8 products are summed, 4 to an int32 lane, which gives the same integers.
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
-#define KERNEL(name) name##_vnni
-#define VNNI 1
-#include "head_kernel.h"
-#undef KERNEL
-#undef VNNI
-#pragma GCC pop_options
+#define KERNEL_HEADER "head_kernel.h"
+#include "per_isa.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#define KERNEL(name) name##_avx2
-#define VNNI 0
-#include "head_kernel.h"
-#undef KERNEL
-#undef VNNI
-#pragma GCC pop_options
-
-// The best instruction set this CPU has: 2 AVX-512 VNNI, 1 AVX2 (with FMA and F16C), 0 neither.
-int head_supported(void) {
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") ? 2 : 1;
-}
-#else
-int head_supported(void) { return 0; }
-#endif
+int head_supported(void) { return cpu_isa(); }
 
 // Which kernel the state uses (the tests try each one this CPU has); returns the one it uses.
 int head_use(struct head_state *s, int isa) {

@@ -1,5 +1,5 @@
-// The output layer's kernel, included by head.c once for each instruction set, with KERNEL(name)
-// naming its functions and VNNI 1 (AVX-512 VNNI) or 0 (AVX2).
+// The output layer's kernel, included by head.c once for each instruction set (per_isa.h), with
+// KERNEL(name) naming its functions and VNNI 1 (AVX-512 VNNI) or 0 (AVX2).
 //
 // Each float lane holds one output row (a token): a pass takes 8 output rows at once, turns each
 // block of their 8 × 32 weights so that lane i holds row i's weights (an 8 × 8 transpose of
@@ -13,13 +13,12 @@
 //   logit = fma(dw_b · dx_b, float(Σ_b), ...), blocks in order,
 // whatever the number of rows, threads or instruction set. (ggml sums a block in 8 lanes and
 // adds the lanes at the end, so the logits differ from llama.cpp's in the last bits.)
-// - With VNNI, one instruction multiplies unsigned bytes by signed bytes: the weights are taken
-//   as w + 128 and each sum starts from -128·Σx, which the row's quantization computes.
-// - With AVX2, maddubs would saturate on 255·127 pairs, so it takes |w| times x·sign(w).
+// How each instruction set sums a block: q8_0_sums in shared_kernel.h (with VNNI, from the Σx of
+// each block, which the row's quantization computes).
 
 // A row in Q8_0, as ggml's quantize_row_q8_0 makes it (its AVX path: round to nearest, even),
-// and -128 times the sum of each block's quants.
-static void KERNEL(quantize)(const float *x, int nb, int8_t *xq, float *dx, int32_t *start) {
+// and the sum of each block's quants.
+static void KERNEL(quantize)(const float *x, int nb, int8_t *xq, float *dx, int32_t *sx) {
     for (int b = 0; b < nb; b++) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
@@ -30,7 +29,7 @@ static void KERNEL(quantize)(const float *x, int nb, int8_t *xq, float *dx, int3
             xq[b * 32 + j] = (int8_t) nearbyintf(x[b * 32 + j] * id);
             sum += xq[b * 32 + j];
         }
-        start[b] = -128 * sum;
+        sx[b] = sum;
     }
 }
 
@@ -39,22 +38,9 @@ static void KERNEL(quantize)(const float *x, int nb, int8_t *xq, float *dx, int3
 static inline __attribute__((always_inline)) void KERNEL(turn)(
         const block_q8_0 *W, int64_t v0, int nb, int b, __m256i t[8], __m256 *dw) {
     const block_q8_0 *blk = W + v0 * nb + b;
-    __m256i r[8], s[8], u[8];
+    __m256i r[8];
     for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_si256((const __m256i *) blk[i * nb].qs);
-    for (int i = 0; i < 8; i += 2) {
-        s[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
-        s[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {  // u[i + j]: column j (low half) and j + 4 (high half) of 4 rows
-        u[i + 0] = _mm256_unpacklo_epi64(s[i + 0], s[i + 2]);
-        u[i + 1] = _mm256_unpackhi_epi64(s[i + 0], s[i + 2]);
-        u[i + 2] = _mm256_unpacklo_epi64(s[i + 1], s[i + 3]);
-        u[i + 3] = _mm256_unpackhi_epi64(s[i + 1], s[i + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        t[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
-        t[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
-    }
+    KERNEL(turn8)(r, t);
     const __m128i d16 = _mm_setr_epi16(blk[0].d, blk[nb].d, blk[2 * nb].d, blk[3 * nb].d,
                                        blk[4 * nb].d, blk[5 * nb].d, blk[6 * nb].d, blk[7 * nb].d);
     *dw = _mm256_cvtph_ps(d16);
@@ -63,7 +49,7 @@ static inline __attribute__((always_inline)) void KERNEL(turn)(
 // Logits of N rows for the output rows [v0, v1), v1 - v0 a multiple of 8.
 static inline __attribute__((always_inline)) void KERNEL(rows)(
         const block_q8_0 *W, int64_t v0, int64_t v1, int nb, int8_t (*xq)[MAX_BLOCKS * 32],
-        float (*dx)[MAX_BLOCKS], int32_t (*start)[MAX_BLOCKS], float *const *out, const int N) {
+        float (*dx)[MAX_BLOCKS], int32_t (*sx)[MAX_BLOCKS], float *const *out, const int N) {
     // The CPU's prefetchers do not follow 8 rows read a block at a time: each pass fetches the
     // rows of the pass after next (8 · 680 bytes for this model), a part in each block. Measured,
     // one row: 12.2 ms without, 3.3 ms with. (A prefetch past the matrix's end does not fault.)
@@ -77,23 +63,9 @@ static inline __attribute__((always_inline)) void KERNEL(rows)(
             __m256 dw;
             for (int off = 0; off < part; off += 64) _mm_prefetch(ahead + b * part + off, _MM_HINT_T0);
             KERNEL(turn)(W, v, nb, b, t, &dw);
-#if VNNI
-            for (int k = 0; k < 8; k++) t[k] = _mm256_xor_si256(t[k], _mm256_set1_epi8((char) 0x80));
-#endif
+            KERNEL(q8_0_prepare)(t);
             for (int r = 0; r < N; r++) {
-                const int32_t *x4 = (const int32_t *)(xq[r] + b * 32);
-#if VNNI
-                __m256i sum = _mm256_set1_epi32(start[r][b]);  // -128·Σx + Σ(w + 128)·x
-                for (int k = 0; k < 8; k++) sum = _mm256_dpbusd_epi32(sum, t[k], _mm256_set1_epi32(x4[k]));
-#else
-                (void) start;
-                __m256i sum = _mm256_setzero_si256();
-                for (int k = 0; k < 8; k++) {
-                    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(t[k], t[k]),
-                                                           _mm256_sign_epi8(_mm256_set1_epi32(x4[k]), t[k]));
-                    sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-                }
-#endif
+                const __m256i sum = KERNEL(q8_0_sums)(t, (const int32_t *)(xq[r] + b * 32), sx[r][b]);
                 acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx[r][b])),
                                          _mm256_cvtepi32_ps(sum), acc[r]);
             }
@@ -106,9 +78,9 @@ static void KERNEL(logits)(struct head_state *s, float *const *out, int n_thread
     const int nb = (int)(s->n_embd / 32), n_rows = (int) s->rows;
     int8_t (*xq)[MAX_BLOCKS * 32] = s->xq;
     float (*dx)[MAX_BLOCKS] = s->dx;
-    int32_t (*start)[MAX_BLOCKS] = s->start;
+    int32_t (*sx)[MAX_BLOCKS] = s->sx;
     for (int r = 0; r < n_rows; r++)
-        KERNEL(quantize)(s->hidden + (int64_t) r * s->n_embd, nb, xq[r], dx[r], start[r]);
+        KERNEL(quantize)(s->hidden + (int64_t) r * s->n_embd, nb, xq[r], dx[r], sx[r]);
     const int64_t n_vocab = s->n_vocab;  // a multiple of 8 (inspect_output)
     const block_q8_0 *W = s->weight;
     // Chunks of the output rows, taken by whichever thread is free: on a machine as busy as its
@@ -121,14 +93,14 @@ static void KERNEL(logits)(struct head_state *s, float *const *out, int n_thread
             const int n = n_rows - r0 < 8 ? n_rows - r0 : 8;
             float *const *o = out + r0;
             switch (n) {
-            case 1: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 1); break;
-            case 2: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 2); break;
-            case 3: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 3); break;
-            case 4: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 4); break;
-            case 5: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 5); break;
-            case 6: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 6); break;
-            case 7: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 7); break;
-            default: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, start + r0, o, 8); break;
+            case 1: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 1); break;
+            case 2: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 2); break;
+            case 3: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 3); break;
+            case 4: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 4); break;
+            case 5: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 5); break;
+            case 6: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 6); break;
+            case 7: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 7); break;
+            default: KERNEL(rows)(W, v0, v1, nb, xq + r0, dx + r0, sx + r0, o, 8); break;
             }
         }
     }

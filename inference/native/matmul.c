@@ -45,39 +45,12 @@ static inline void q4_K_scales(const uint8_t *q, uint8_t sm[16]) {
     }
 }
 
-int matmul_supported(void);
-static int isa = -1;  // 2 AVX-512 VNNI, 1 AVX2, 0 neither
+static int isa = -1;  // the kernel in use: 2 AVX-512 VNNI, 1 AVX2, 0 none
 
-#if defined(__x86_64__)
-#include <immintrin.h>
+#define KERNEL_HEADER "matmul_kernel.h"
+#include "per_isa.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni")
-#define KERNEL(name) name##_vnni
-#define VNNI 1
-#include "matmul_kernel.h"
-#undef KERNEL
-#undef VNNI
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#define KERNEL(name) name##_avx2
-#define VNNI 0
-#include "matmul_kernel.h"
-#undef KERNEL
-#undef VNNI
-#pragma GCC pop_options
-
-int matmul_supported(void) {
-    __builtin_cpu_init();
-    if (!(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))) return 0;
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni") ? 2 : 1;
-}
-#else
-int matmul_supported(void) { return 0; }
-#endif
+int matmul_supported(void) { return cpu_isa(); }
 
 // Which kernel to use (the tests try each one this CPU has); returns the one used.
 int matmul_use(int which) {

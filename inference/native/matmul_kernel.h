@@ -1,4 +1,4 @@
-// The layers' matmul kernels, included by matmul.c once for each instruction set, with
+// The layers' matmul kernels, included by matmul.c once for each instruction set (per_isa.h), with
 // KERNEL(name) naming its functions and VNNI 1 (AVX-512 VNNI) or 0 (AVX2).
 //
 // Each float lane holds one output row (a row of the weights): a pass takes 8 weight rows, turns
@@ -10,25 +10,6 @@
 // integer, whichever instruction set; the float steps that follow are the same for any number of
 // rows or threads: out = fma(dw · dx, float(Σ), out), blocks in order (K-quants: then
 // fma(-(dmin · dx), float(Σ mins), out)). So a row's result does not depend on the rows beside it.
-
-// Lane i of t[k] gets bytes 4k .. 4k + 3 of r[i].
-static inline __attribute__((always_inline)) void KERNEL(turn8)(const __m256i r[8], __m256i t[8]) {
-    __m256i s[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        s[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
-        s[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {  // u[i + j]: column j (low half) and j + 4 (high half) of 4 rows
-        u[i + 0] = _mm256_unpacklo_epi64(s[i + 0], s[i + 2]);
-        u[i + 1] = _mm256_unpackhi_epi64(s[i + 0], s[i + 2]);
-        u[i + 2] = _mm256_unpacklo_epi64(s[i + 1], s[i + 3]);
-        u[i + 3] = _mm256_unpackhi_epi64(s[i + 1], s[i + 3]);
-    }
-    for (int j = 0; j < 4; j++) {
-        t[j] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x20);
-        t[j + 4] = _mm256_permute2x128_si256(u[j], u[j + 4], 0x31);
-    }
-}
 
 // sum + Σ of 4 products of unsigned weight bytes w (below 128: AVX2's maddubs saturates above)
 // and the 4 signed bytes of x4, in each lane.
@@ -90,8 +71,7 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q5_0)(
     for (int r = 0; r < N; r++) _mm256_storeu_ps(C + r * ldc + v, acc[r]);
 }
 
-// Q8_0 weights and Q8_0 activations. VNNI takes the weights as w + 128 and starts each sum from
-// -128·Σx; AVX2 takes |w| times x·sign(w).
+// Q8_0 weights and Q8_0 activations (q8_0_sums in shared_kernel.h).
 static inline __attribute__((always_inline)) void KERNEL(rows_q8_0)(
         const char *A, int64_t lda, int64_t v, int nb, const char *B, int64_t ldb, int N,
         const int32_t (*sx)[MAX_BLOCKS], float *C, int64_t ldc) {
@@ -107,25 +87,11 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q8_0)(
             d[i] = blk->d;
         }
         KERNEL(turn8)(w, t);
-#if VNNI
-        for (int k = 0; k < 8; k++) t[k] = _mm256_xor_si256(t[k], _mm256_set1_epi8((char) 0x80));
-#endif
+        KERNEL(q8_0_prepare)(t);
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) d));
         for (int r = 0; r < N; r++) {
             const block_q8_0 *x = (const block_q8_0 *)(B + r * ldb) + b;
-            const int32_t *x4 = (const int32_t *) x->qs;
-#if VNNI
-            __m256i sum = _mm256_set1_epi32(-128 * sx[r][b]);
-            for (int k = 0; k < 8; k++) sum = _mm256_dpbusd_epi32(sum, t[k], _mm256_set1_epi32(x4[k]));
-#else
-            (void) sx;
-            __m256i sum = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(t[k], t[k]),
-                                                       _mm256_sign_epi8(_mm256_set1_epi32(x4[k]), t[k]));
-                sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
-            }
-#endif
+            const __m256i sum = KERNEL(q8_0_sums)(t, (const int32_t *) x->qs, sx[r][b]);
             acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(x->d))), _mm256_cvtepi32_ps(sum), acc[r]);
         }
     }
