@@ -25,12 +25,19 @@ import ctypes
 import logging
 import threading
 
+import llama_cpp
+
 from inference import kernels
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _installed: bool | None = None
+
+# The llama-cpp-python versions whose ggml matmul.c was checked against: llamafile_sgemm's
+# signature and the head of struct ggml_compute_params (ith, nth). Another version leaves the
+# matmuls to ggml until someone checks it and adds it here (requirements.txt pins one).
+CHECKED_VERSIONS = {"0.3.36"}
 
 FAILURES = {-1: "libggml-cpu does not call llamafile_sgemm through its PLT",
             -2: "its GOT entry cannot be written", -3: "this CPU has no AVX2"}
@@ -47,7 +54,11 @@ def install(on: bool = True) -> bool:
         if lib is None:
             _installed = False
             return False
-        lib.matmul_taken.restype = ctypes.c_long
+        if on and llama_cpp.__version__ not in CHECKED_VERSIONS:
+            log.warning("ggml computes the layers' matmuls: matmul.c was not checked against "
+                        "llama-cpp-python %s", llama_cpp.__version__)
+            _installed = False
+            return False
         status = lib.matmul_install(int(on))
         if status != 0:
             log.warning("ggml computes the layers' matmuls: %s", FAILURES.get(status, status))
@@ -62,4 +73,7 @@ def install(on: bool = True) -> bool:
 def taken() -> int:
     """How many matmuls Lanthorn's kernel has computed in this process (for the tests)."""
     lib = kernels.load()
-    return lib.matmul_taken() if lib is not None else 0
+    if lib is None:
+        return 0
+    lib.matmul_taken.restype = ctypes.c_long
+    return lib.matmul_taken()

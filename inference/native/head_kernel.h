@@ -66,8 +66,7 @@ static inline __attribute__((always_inline)) void KERNEL(rows)(
             KERNEL(q8_0_prepare)(t);
             for (int r = 0; r < N; r++) {
                 const __m256i sum = KERNEL(q8_0_sums)(t, (const int32_t *)(xq[r] + b * 32), sx[r][b]);
-                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx[r][b])),
-                                         _mm256_cvtepi32_ps(sum), acc[r]);
+                acc[r] = KERNEL(add_block)(acc[r], dw, dx[r][b], sum);
             }
         }
         for (int r = 0; r < N; r++) _mm256_storeu_ps(out[r] + v, acc[r]);

@@ -25,7 +25,8 @@ typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } __attribute__((pac
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_K;
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } block_q6_K;
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K;
-_Static_assert(sizeof(block_q4_K) == 144 && sizeof(block_q6_K) == 210 && sizeof(block_q8_K) == 292, "ggml's layout");
+_Static_assert(sizeof(block_q4_K) == 144 && sizeof(block_q6_K) == 210 && sizeof(block_q8_K) == 292,
+               "ggml's layout");
 
 struct compute_params { int ith, nth; };  // the head of ggml's struct ggml_compute_params
 
@@ -100,12 +101,14 @@ static sgemm_fn original;  // libggml-cpu's llamafile_sgemm
 static void **got_entry;   // where libggml-cpu's calls to it look it up
 static long taken;         // matmuls computed here (for the tests)
 
-// llamafile_sgemm's signature (ggml-cpu/llamafile/sgemm.h). Each of ggml's threads calls it with
+// llamafile_sgemm's signature (ggml-cpu/llamafile/sgemm.h; inference/matmul.py installs this only
+// for the llama-cpp-python versions checked against it). Each of ggml's threads calls it with
 // its ith and nth; every thread computes its own share, and ggml waits for all of them.
 bool matmul_sgemm(const void *params, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda,
                   const void *B, int64_t ldb, void *C, int64_t ldc, int atype, int btype, int ctype) {
     const struct compute_params *p = params;
-    if (ctype == TYPE_F32 && matmul_compute(p->ith, p->nth, atype, btype, m, n, k, A, lda, B, ldb, C, ldc) == 0) {
+    if (ctype == TYPE_F32 &&
+        matmul_compute(p->ith, p->nth, atype, btype, m, n, k, A, lda, B, ldb, C, ldc) == 0) {
         if (p->ith == 0) __atomic_add_fetch(&taken, 1, __ATOMIC_RELAXED);
         return true;
     }

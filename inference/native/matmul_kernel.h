@@ -31,6 +31,25 @@ static inline __attribute__((always_inline)) __m256i KERNEL(dot4)(__m256i sum, _
         for (int off_ = 0; off_ < part_; off_ += 64) _mm_prefetch(ahead_ + off_, _MM_HINT_T0);   \
     } while (0)
 
+// Elements 32c .. 32c + 31 of a Q6_K super-block, as q + 32 (0 .. 63): from 128·(c/4) + 32·(c%4),
+// the low 4 bits in a nibble of ql, the high 2 in a pair of bits of qh.
+static inline __attribute__((always_inline)) __m256i KERNEL(q6_K_chunk)(const block_q6_K *w, int c) {
+    const int half = c / 4, j = c % 4;
+    const __m256i ql = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * half + 32 * (j & 1)));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * half));
+    const __m256i low = _mm256_and_si256(j & 2 ? _mm256_srli_epi16(ql, 4) : ql, _mm256_set1_epi8(0x0f));
+    const __m256i high = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * j), 4),
+                                          _mm256_set1_epi8(0x30));
+    return _mm256_or_si256(low, high);
+}
+
+// The low and the high nibbles of 32 bytes.
+static inline __attribute__((always_inline)) void KERNEL(nibbles)(const uint8_t *q, __m256i *lo, __m256i *hi) {
+    const __m256i bytes = _mm256_loadu_si256((const __m256i *) q);
+    *lo = _mm256_and_si256(bytes, _mm256_set1_epi8(0x0f));
+    *hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), _mm256_set1_epi8(0x0f));
+}
+
 // Q5_0 weights (taken as w + 16, 0 .. 31) and Q8_0 activations: Σ = Σ (w + 16)·x - 16·Σx.
 static inline __attribute__((always_inline)) void KERNEL(rows_q5_0)(
         const char *A, int64_t lda, int64_t v, int nb, const char *B, int64_t ldb, int N,
@@ -44,7 +63,8 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q5_0)(
         for (int i = 0; i < 8; i++) {
             const block_q5_0 *blk = (const block_q5_0 *)(A + (v + i) * lda) + b;
             const __m128i q = _mm_loadu_si128((const __m128i *) blk->qs);
-            const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0f));
+            const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q),
+                                                 _mm256_set1_epi8(0x0f));
             uint32_t qh;
             memcpy(&qh, blk->qh, 4);
 #if VNNI
@@ -52,8 +72,8 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q5_0)(
 #else       // byte j all ones where bit j of qh is set (ggml's bytes_from_bits_32)
             const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int) qh),
                 _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0));
-            const __m256i set = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
-                                                  _mm256_set1_epi64x(-1));
+            const __m256i bit = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+            const __m256i set = _mm256_cmpeq_epi8(bit, _mm256_set1_epi64x(-1));
             w[i] = _mm256_or_si256(nib, _mm256_and_si256(set, _mm256_set1_epi8(0x10)));
 #endif
             d[i] = blk->d;
@@ -65,7 +85,7 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q5_0)(
             const int32_t *x4 = (const int32_t *) x->qs;
             __m256i sum = _mm256_set1_epi32(-16 * sx[r][b]);
             for (int k = 0; k < 8; k++) sum = KERNEL(dot4)(sum, t[k], x4[k]);
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(x->d))), _mm256_cvtepi32_ps(sum), acc[r]);
+            acc[r] = KERNEL(add_block)(acc[r], dw, _cvtsh_ss(x->d), sum);
         }
     }
     for (int r = 0; r < N; r++) _mm256_storeu_ps(C + r * ldc + v, acc[r]);
@@ -92,7 +112,7 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q8_0)(
         for (int r = 0; r < N; r++) {
             const block_q8_0 *x = (const block_q8_0 *)(B + r * ldb) + b;
             const __m256i sum = KERNEL(q8_0_sums)(t, (const int32_t *) x->qs, sx[r][b]);
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(_cvtsh_ss(x->d))), _mm256_cvtepi32_ps(sum), acc[r]);
+            acc[r] = KERNEL(add_block)(acc[r], dw, _cvtsh_ss(x->d), sum);
         }
     }
     for (int r = 0; r < N; r++) _mm256_storeu_ps(C + r * ldc + v, acc[r]);
@@ -125,11 +145,7 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q4_K)(
         for (int r = 0; r < N; r++) S[r] = M[r] = _mm256_setzero_si256();
         for (int c = 0; c < 4; c++) {  // 32 bytes: sub-block 2c in the low nibbles, 2c + 1 in the high
             __m256i lo[8], hi[8], t[8];
-            for (int i = 0; i < 8; i++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(blk[i]->qs + 32 * c));
-                lo[i] = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
-                hi[i] = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f));
-            }
+            for (int i = 0; i < 8; i++) KERNEL(nibbles)(blk[i]->qs + 32 * c, &lo[i], &hi[i]);
             for (int h = 0; h < 2; h++) {
                 const int s = 2 * c + h;
                 KERNEL(turn8)(h ? hi : lo, t);
@@ -141,16 +157,17 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q4_K)(
                     __m256i sum = _mm256_setzero_si256();
                     for (int k = 0; k < 8; k++) sum = KERNEL(dot4)(sum, t[k], x4[k]);
                     S[r] = _mm256_add_epi32(S[r], _mm256_mullo_epi32(sum, sc));
-                    M[r] = _mm256_add_epi32(M[r], _mm256_mullo_epi32(mn, _mm256_set1_epi32(x->bsums[2 * s] + x->bsums[2 * s + 1])));
+                    const __m256i xs = _mm256_set1_epi32(x->bsums[2 * s] + x->bsums[2 * s + 1]);  // Σ_s x
+                    M[r] = _mm256_add_epi32(M[r], _mm256_mullo_epi32(mn, xs));
                 }
             }
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) d));
         const __m256 dm = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) dmin));
         for (int r = 0; r < N; r++) {
-            const __m256 dx = _mm256_set1_ps(((const block_q8_K *)(B + r * ldb) + b)->d);
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(S[r]), acc[r]);
-            acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, dx), _mm256_cvtepi32_ps(M[r]), acc[r]);
+            const float dx = ((const block_q8_K *)(B + r * ldb) + b)->d;
+            acc[r] = KERNEL(add_block)(acc[r], dw, dx, S[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(dm, _mm256_set1_ps(dx)), _mm256_cvtepi32_ps(M[r]), acc[r]);
         }
     }
     for (int r = 0; r < N; r++) _mm256_storeu_ps(C + r * ldc + v, acc[r]);
@@ -182,17 +199,9 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q6_K)(
                                                            _mm256_set1_epi32(x->bsums[g])));
             S[r] = _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), m), 5);
         }
-        for (int c = 0; c < 8; c++) {  // 32 elements from 128·(c/4) + 32·(c%4): groups 2c and 2c + 1
-            const int half = c / 4, j = c % 4;
+        for (int c = 0; c < 8; c++) {  // elements 32c .. 32c + 31: groups 2c and 2c + 1
             __m256i w[8], t[8];
-            for (int i = 0; i < 8; i++) {
-                const __m256i ql = _mm256_loadu_si256((const __m256i *)(blk[i]->ql + 64 * half + 32 * (j & 1)));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)(blk[i]->qh + 32 * half));
-                const __m256i low = _mm256_and_si256(j & 2 ? _mm256_srli_epi16(ql, 4) : ql, _mm256_set1_epi8(0x0f));
-                const __m256i high = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * j), 4),
-                                                      _mm256_set1_epi8(0x30));
-                w[i] = _mm256_or_si256(low, high);
-            }
+            for (int i = 0; i < 8; i++) w[i] = KERNEL(q6_K_chunk)(blk[i], c);
             KERNEL(turn8)(w, t);
             const __m256i sc0 = _mm256_loadu_si256((const __m256i *) scale[2 * c]);
             const __m256i sc1 = _mm256_loadu_si256((const __m256i *) scale[2 * c + 1]);
@@ -202,13 +211,13 @@ static inline __attribute__((always_inline)) void KERNEL(rows_q6_K)(
                 __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
                 for (int k = 0; k < 4; k++) s0 = KERNEL(dot4)(s0, t[k], x4[k]);
                 for (int k = 4; k < 8; k++) s1 = KERNEL(dot4)(s1, t[k], x4[k]);
-                S[r] = _mm256_add_epi32(S[r], _mm256_add_epi32(_mm256_mullo_epi32(s0, sc0), _mm256_mullo_epi32(s1, sc1)));
+                S[r] = _mm256_add_epi32(S[r], _mm256_mullo_epi32(s0, sc0));
+                S[r] = _mm256_add_epi32(S[r], _mm256_mullo_epi32(s1, sc1));
             }
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) d));
         for (int r = 0; r < N; r++) {
-            const __m256 dx = _mm256_set1_ps(((const block_q8_K *)(B + r * ldb) + b)->d);
-            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(S[r]), acc[r]);
+            acc[r] = KERNEL(add_block)(acc[r], dw, ((const block_q8_K *)(B + r * ldb) + b)->d, S[r]);
         }
     }
     for (int r = 0; r < N; r++) _mm256_storeu_ps(C + r * ldc + v, acc[r]);
@@ -251,11 +260,12 @@ static inline __attribute__((always_inline)) void KERNEL(row1_q4_K)(
             q4_K_scales(w->scales, sm);
             __m256i s = _mm256_setzero_si256();
             for (int c = 0; c < 4; c++) {
-                const __m256i q = _mm256_loadu_si256((const __m256i *)(w->qs + 32 * c));
-                const __m256i lo = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
-                const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), _mm256_set1_epi8(0x0f));
-                s = _mm256_add_epi32(s, _mm256_mullo_epi32(KERNEL(dot32)(lo, x->qs + 64 * c), _mm256_set1_epi32(sm[2 * c])));
-                s = _mm256_add_epi32(s, _mm256_mullo_epi32(KERNEL(dot32)(hi, x->qs + 64 * c + 32), _mm256_set1_epi32(sm[2 * c + 1])));
+                __m256i lo, hi;
+                KERNEL(nibbles)(w->qs + 32 * c, &lo, &hi);
+                const __m256i s0 = KERNEL(dot32)(lo, x->qs + 64 * c);
+                const __m256i s1 = KERNEL(dot32)(hi, x->qs + 64 * c + 32);
+                s = _mm256_add_epi32(s, _mm256_mullo_epi32(s0, _mm256_set1_epi32(sm[2 * c])));
+                s = _mm256_add_epi32(s, _mm256_mullo_epi32(s1, _mm256_set1_epi32(sm[2 * c + 1])));
             }
             int32_t mins = 0;
             for (int j = 0; j < 8; j++) mins += sm[8 + j] * (x->bsums[2 * j] + x->bsums[2 * j + 1]);
@@ -276,15 +286,10 @@ static inline __attribute__((always_inline)) void KERNEL(row1_q6_K)(
             const block_q8_K *x = (const block_q8_K *) B + b;
             __m256i s = _mm256_setzero_si256();
             for (int c = 0; c < 8; c++) {
-                const int half = c / 4, j = c % 4;
-                const __m256i ql = _mm256_loadu_si256((const __m256i *)(w->ql + 64 * half + 32 * (j & 1)));
-                const __m256i qh = _mm256_loadu_si256((const __m256i *)(w->qh + 32 * half));
-                const __m256i low = _mm256_and_si256(j & 2 ? _mm256_srli_epi16(ql, 4) : ql, _mm256_set1_epi8(0x0f));
-                const __m256i high = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(qh, 2 * j), 4),
-                                                      _mm256_set1_epi8(0x30));
-                const __m256i scale = _mm256_setr_epi32(w->scales[2 * c], w->scales[2 * c], w->scales[2 * c], w->scales[2 * c],
-                                                        w->scales[2 * c + 1], w->scales[2 * c + 1], w->scales[2 * c + 1], w->scales[2 * c + 1]);
-                s = _mm256_add_epi32(s, _mm256_mullo_epi32(KERNEL(dot32)(_mm256_or_si256(low, high), x->qs + 32 * c), scale));
+                const int32_t s0 = w->scales[2 * c], s1 = w->scales[2 * c + 1];  // lanes 0-3, 4-7
+                const __m256i scale = _mm256_setr_epi32(s0, s0, s0, s0, s1, s1, s1, s1);
+                const __m256i sums = KERNEL(dot32)(KERNEL(q6_K_chunk)(w, c), x->qs + 32 * c);
+                s = _mm256_add_epi32(s, _mm256_mullo_epi32(sums, scale));
             }
             int32_t m = 0;
             for (int g = 0; g < 16; g++) m += w->scales[g] * x->bsums[g];

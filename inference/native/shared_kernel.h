@@ -50,3 +50,9 @@ static inline __attribute__((always_inline)) __m256i KERNEL(q8_0_sums)(const __m
 #endif
     return sum;
 }
+
+// out + dw·dx·float(sum) in each lane: the float steps of a block, the same in every kernel.
+static inline __attribute__((always_inline)) __m256 KERNEL(add_block)(__m256 out, __m256 dw, float dx,
+                                                                     __m256i sum) {
+    return _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dx)), _mm256_cvtepi32_ps(sum), out);
+}

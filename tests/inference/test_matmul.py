@@ -15,9 +15,11 @@ from inference import kernels, matmul
 from tests.inference.test_engine import PROMPTS, new_engine
 from tests.inference.test_head import cpu_runs_the_kernel
 
-pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(), reason="this CPU has no AVX2 for the matmul kernel")
+pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(),
+                                reason="this CPU has no AVX2 for the matmul kernel")
 
 WEIGHT_TYPES = [Q.Q5_0, Q.Q8_0, Q.Q4_K, Q.Q6_K]  # the default model's layers have all four
+BLOCK_BYTES = {Q.Q5_0: 22, Q.Q8_0: 34, Q.Q4_K: 144, Q.Q6_K: 210, Q.Q8_K: 292}
 ISAS = {2: "avx512_vnni", 1: "avx2"}
 
 
@@ -25,8 +27,8 @@ ISAS = {2: "avx512_vnni", 1: "avx2"}
 def lib():
     lib = kernels.load()
     assert lib is not None
-    lib.matmul_compute.argtypes = [ctypes.c_int] * 4 + [ctypes.c_int64] * 3 + [ctypes.c_void_p, ctypes.c_int64] * 2 + [
-        ctypes.c_void_p, ctypes.c_int64]
+    lib.matmul_compute.argtypes = ([ctypes.c_int] * 4 + [ctypes.c_int64] * 3
+                                   + [ctypes.c_void_p, ctypes.c_int64] * 3)
     yield lib
     lib.matmul_use(2)
 
@@ -43,18 +45,28 @@ def weights() -> dict:
         package.assemble(path)
     found = {}
     for tensor in GGUFReader(str(path)).tensors:
-        if tensor.tensor_type in WEIGHT_TYPES and tensor.name.startswith("blk.") and tensor.tensor_type not in found:
-            rows = int(tensor.shape[1])
-            found[tensor.tensor_type] = numpy.ascontiguousarray(numpy.array(tensor.data).view(numpy.uint8).reshape(rows, -1))
+        kind = tensor.tensor_type
+        if kind in WEIGHT_TYPES and tensor.name.startswith("blk.") and kind not in found:
+            raw = numpy.array(tensor.data).view(numpy.uint8).reshape(int(tensor.shape[1]), -1)
+            found[kind] = numpy.ascontiguousarray(raw)
     assert set(found) == set(WEIGHT_TYPES)
     return found
+
+
+def x_type(weight_type: Q) -> Q:
+    """The type ggml quantizes the activations to for this weight type."""
+    return Q.Q8_0 if weight_type in (Q.Q5_0, Q.Q8_0) else Q.Q8_K
+
+
+def columns(weight_type: Q, raw: numpy.ndarray) -> int:
+    return raw.shape[1] // BLOCK_BYTES[weight_type] * (32 if x_type(weight_type) == Q.Q8_0 else 256)
 
 
 def activations(weight_type: Q, n: int, k: int) -> tuple[numpy.ndarray, numpy.ndarray]:
     """n random rows in the type ggml quantizes them to for this weight type (Q8_0 or Q8_K), and
     their values."""
     x = numpy.random.default_rng(n).standard_normal((n, k)).astype(numpy.float32)
-    size = 32 if weight_type in (Q.Q5_0, Q.Q8_0) else 256
+    size = 32 if x_type(weight_type) == Q.Q8_0 else 256
     blocks = x.reshape(n, k // size, size)
     amax = numpy.abs(blocks).max(-1, keepdims=True)
     if size == 32:
@@ -75,13 +87,12 @@ def compute(lib, weight_type: Q, raw: numpy.ndarray, x: numpy.ndarray, *, ith: i
     if lib.matmul_supported() < isa:
         pytest.skip(f"this CPU has no {ISAS[isa]}")
     assert lib.matmul_use(isa) == isa
-    m, n = raw.shape[0], x.shape[0]
-    weight_block = {Q.Q5_0: 22, Q.Q8_0: 34, Q.Q4_K: 144, Q.Q6_K: 210}[weight_type]
-    x_type, x_block = (8, 34) if weight_type in (Q.Q5_0, Q.Q8_0) else (15, 292)
+    m, n, xt = raw.shape[0], x.shape[0], x_type(weight_type)
     out = numpy.zeros((n, m), numpy.float32)
-    assert lib.matmul_compute(ith, nth, int(weight_type), x_type, m, n, x.shape[1] // x_block, raw.ctypes.data,
-                              raw.shape[1] // weight_block, x.ctypes.data, x.shape[1] // x_block,
-                              out.ctypes.data, m) == 0
+    blocks = x.shape[1] // BLOCK_BYTES[xt]
+    assert lib.matmul_compute(ith, nth, int(weight_type), int(xt), m, n, blocks,
+                              raw.ctypes.data, raw.shape[1] // BLOCK_BYTES[weight_type],
+                              x.ctypes.data, blocks, out.ctypes.data, m) == 0
     return out
 
 
@@ -99,22 +110,25 @@ def test_it_computes_the_matmul_to_rounding(lib, weights, weight_type, isa):
 @pytest.mark.parametrize("weight_type", WEIGHT_TYPES, ids=lambda t: t.name)
 def test_a_rows_result_does_not_depend_on_the_rows_beside_it(lib, weights, weight_type):
     raw = weights[weight_type]
-    x, _ = activations(weight_type, 11, raw.shape[1] // {Q.Q5_0: 22, Q.Q8_0: 34, Q.Q4_K: 144, Q.Q6_K: 210}[weight_type]
-                       * (32 if weight_type in (Q.Q5_0, Q.Q8_0) else 256))
+    x, _ = activations(weight_type, 11, columns(weight_type, raw))
     together = compute(lib, weight_type, raw, x)
     alone = numpy.vstack([compute(lib, weight_type, raw, x[i:i + 1]) for i in range(len(x))])
-    assert numpy.array_equal(alone, together)  # to the bit: 1 row and 8 take different code
-    shared = sum(compute(lib, weight_type, raw, x, ith=i, nth=3) for i in range(3))  # each thread its rows
+    assert numpy.array_equal(alone, together)  # to the bit (one row of a K-quant takes other code)
+    shared = sum(compute(lib, weight_type, raw, x, ith=i, nth=3) for i in range(3))  # each its rows
     assert numpy.array_equal(shared, together)
 
 
 @pytest.mark.parametrize("weight_type", WEIGHT_TYPES, ids=lambda t: t.name)
 def test_the_two_instruction_sets_give_the_same_result(lib, weights, weight_type):
     raw = weights[weight_type]
-    k = raw.shape[1] // {Q.Q5_0: 22, Q.Q8_0: 34, Q.Q4_K: 144, Q.Q6_K: 210}[weight_type] * (
-        32 if weight_type in (Q.Q5_0, Q.Q8_0) else 256)
-    x, _ = activations(weight_type, 5, k)
-    assert numpy.array_equal(compute(lib, weight_type, raw, x, isa=2), compute(lib, weight_type, raw, x, isa=1))
+    x, _ = activations(weight_type, 5, columns(weight_type, raw))
+    vnni, avx2 = compute(lib, weight_type, raw, x, isa=2), compute(lib, weight_type, raw, x, isa=1)
+    assert numpy.array_equal(vnni, avx2)
+
+
+def test_it_was_checked_against_the_installed_llama_cpp():
+    # An upgrade of llama-cpp-python fails here, instead of leaving the matmuls to ggml unnoticed.
+    assert llama_cpp.__version__ in matmul.CHECKED_VERSIONS
 
 
 def test_it_leaves_other_types_to_ggml(lib):
