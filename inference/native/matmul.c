@@ -16,9 +16,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define MAX_BLOCKS 256  // 8,192 columns of Q5_0 / Q8_0
+#include "ggml.h"
 
-enum { TYPE_F32 = 0, TYPE_Q5_0 = 6, TYPE_Q8_0 = 8, TYPE_Q4_K = 12, TYPE_Q6_K = 14, TYPE_Q8_K = 15 };
+#define MAX_BLOCKS 256  // 8,192 columns of Q5_0 / Q8_0
 
 typedef struct { uint16_t d; int8_t qs[32]; } __attribute__((packed)) block_q8_0;
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } __attribute__((packed)) block_q5_0;
@@ -64,18 +64,18 @@ int matmul_use(int which) {
 int matmul_takes(int atype, int btype, int64_t m, int64_t k) {
     if (m % 8 != 0) return 0;
     switch (atype) {
-    case TYPE_Q5_0: case TYPE_Q8_0: return btype == TYPE_Q8_0 && k <= MAX_BLOCKS;
-    case TYPE_Q4_K: case TYPE_Q6_K: return btype == TYPE_Q8_K;
+    case GGML_TYPE_Q5_0: case GGML_TYPE_Q8_0: return btype == GGML_TYPE_Q8_0 && k <= MAX_BLOCKS;
+    case GGML_TYPE_Q4_K: case GGML_TYPE_Q6_K: return btype == GGML_TYPE_Q8_K;
     default: return 0;
     }
 }
 
 static size_t block_size(int type) {
     switch (type) {
-    case TYPE_Q5_0: return sizeof(block_q5_0);
-    case TYPE_Q8_0: return sizeof(block_q8_0);
-    case TYPE_Q4_K: return sizeof(block_q4_K);
-    case TYPE_Q6_K: return sizeof(block_q6_K);
+    case GGML_TYPE_Q5_0: return sizeof(block_q5_0);
+    case GGML_TYPE_Q8_0: return sizeof(block_q8_0);
+    case GGML_TYPE_Q4_K: return sizeof(block_q4_K);
+    case GGML_TYPE_Q6_K: return sizeof(block_q6_K);
     default: return sizeof(block_q8_K);
     }
 }
@@ -107,7 +107,7 @@ static long taken;         // matmuls computed here (for the tests)
 bool matmul_sgemm(const void *params, int64_t m, int64_t n, int64_t k, const void *A, int64_t lda,
                   const void *B, int64_t ldb, void *C, int64_t ldc, int atype, int btype, int ctype) {
     const struct compute_params *p = params;
-    if (ctype == TYPE_F32 &&
+    if (ctype == GGML_TYPE_F32 &&
         matmul_compute(p->ith, p->nth, atype, btype, m, n, k, A, lda, B, ldb, C, ldc) == 0) {
         if (p->ith == 0) __atomic_add_fetch(&taken, 1, __ATOMIC_RELAXED);
         return true;

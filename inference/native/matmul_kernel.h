@@ -312,7 +312,7 @@ static void KERNEL(matmul)(int ith, int nth, int type, int64_t m, int64_t n, int
         const int N = n - j0 < 8 ? (int)(n - j0) : 8;
         const char *Bj = B + j0 * ldb;
         float *Cj = C + j0 * ldc;
-        if (type == TYPE_Q5_0 || type == TYPE_Q8_0)
+        if (type == GGML_TYPE_Q5_0 || type == GGML_TYPE_Q8_0)
             for (int r = 0; r < N; r++)
                 for (int b = 0; b < nb; b++) {
                     const int8_t *q = ((const block_q8_0 *)(Bj + r * ldb) + b)->qs;
@@ -327,9 +327,9 @@ static void KERNEL(matmul)(int ith, int nth, int type, int64_t m, int64_t n, int
 #define Q4K(R) KERNEL(rows_q4_K)(A, lda, v, nb, Bj, ldb, R, Cj, ldc)
 #define Q6K(R) KERNEL(rows_q6_K)(A, lda, v, nb, Bj, ldb, R, Cj, ldc)
             switch (type) {
-            case TYPE_Q5_0: ROWS_N(Q5, N); break;
-            case TYPE_Q8_0: ROWS_N(Q8, N); break;
-            case TYPE_Q4_K:
+            case GGML_TYPE_Q5_0: ROWS_N(Q5, N); break;
+            case GGML_TYPE_Q8_0: ROWS_N(Q8, N); break;
+            case GGML_TYPE_Q4_K:
                 if (N == 1) KERNEL(row1_q4_K)(A, lda, v, nb, Bj, Cj);
                 else ROWS_N(Q4K, N);
                 break;
