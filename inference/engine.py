@@ -18,12 +18,12 @@ Greedy output does not depend on what runs beside a request or ran before it:
   CPU's interleaved layouts, whose batched kernels sum in another order than the one-row kernel),
   so each row of a batch gets the result it would get alone;
 - prompts are evaluated alone, in pieces of PIECE tokens (the last piece of a prompt takes the
-  rest, TILE to PIECE + TILE - 1): from TILE query rows, ggml's CPU flash attention computes each row
-  with its tiled kernel, whose result for a row does not depend on the other rows of the ubatch,
-  while fewer rows take its one-row kernel, which sums in another order. So a prompt token's KV is
-  the same whatever piece it came in, and a slot reuses the KV of every prompt token it holds; when
-  fewer than TILE tokens are left to evaluate, the piece starts earlier, evaluating reused tokens
-  again (to the same values). A prompt shorter than TILE is evaluated whole, in one piece, and not
+  rest, TILE to PIECE + TILE - 1): from TILE query rows, Lanthorn's attention kernel (or, where it
+  is off, ggml's tiled one) computes each row, and its result for a row does not depend on the
+  other rows of the ubatch, while fewer rows take ggml's one-row kernel, which sums in another
+  order. So a prompt token's KV is the same whatever piece it came in, and a slot reuses the KV
+  of every prompt token it holds; when fewer than TILE tokens are left to evaluate, the piece
+  starts earlier, evaluating reused tokens again (to the same values). A prompt shorter than TILE is evaluated whole, in one piece, and not
   reused (measured: logits the same to the bit for any split of 300 to 1,700 tokens in pieces of 64
   to 127; a last piece of 44 rows gave other logits);
 - with `invariant` on, the KV of generated tokens (evaluated one a step, beside other sequences)
@@ -44,6 +44,9 @@ Greedy output does not depend on what runs beside a request or ran before it:
 - where the CPU has AVX2, the layers' Q5_0, Q8_0, Q4_K and Q6_K matmuls run on Lanthorn's kernel
   (inference/matmul.py), whose result for a row is the same for any number of rows, and which is
   faster than ggml's for 1 row and for 8;
+- where the CPU has AVX2, the attention of prompt pieces runs on Lanthorn's kernel
+  (inference/attention.py), which turns each tile of KV cells into floats once for all the query
+  heads that share it; a row's result is the same in any piece and any block of rows;
 - ggml's tiled K-quant matmul, which starts at 8 rows, sums in another order than its one-row
   kernel and comes before Lanthorn's, is turned off (GGML_CPU_TILED_MM=0, before the first decode
   of the process).
@@ -70,7 +73,7 @@ from llama_cpp._utils import suppress_stdout_stderr
 
 from core import metrics
 from core.errors import ApiError
-from inference import head, matmul, pages
+from inference import attention, head, matmul, pages
 from inference.chat_templates import template_for
 
 log = logging.getLogger(__name__)
@@ -186,6 +189,8 @@ class Engine:
         params.n_threads = params.n_threads_batch = threads
         if settings.LANTHORN_LAYER_KERNEL:
             matmul.install()  # for the whole process, before its first decode
+        if settings.LANTHORN_ATTENTION_KERNEL:
+            attention.install()
         self.head = head.for_context(n_threads=threads,
                                      enabled=n_gpu_layers == 0 and settings.LANTHORN_OUTPUT_KERNEL)
         if self.head is not None:

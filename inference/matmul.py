@@ -21,59 +21,13 @@ computes the four types itself and passes every other matmul to the original. It
 for the whole process, set before the first decode and left on.
 """
 
-import ctypes
-import logging
-import threading
-
-import llama_cpp
-
 from inference import kernels
-
-log = logging.getLogger(__name__)
-
-_lock = threading.Lock()
-_installed: bool | None = None
 
 # The llama-cpp-python versions whose ggml matmul.c was checked against: llamafile_sgemm's
 # signature and the head of struct ggml_compute_params (ith, nth). Another version leaves the
 # matmuls to ggml until someone checks it and adds it here (requirements.txt pins one).
 CHECKED_VERSIONS = {"0.3.36"}
 
-FAILURES = {-1: "libggml-cpu does not call llamafile_sgemm through its PLT",
-            -2: "its GOT entry cannot be written", -3: "this CPU has no AVX2"}
-
-
-def install(on: bool = True) -> bool:
-    """Points ggml's quantized matmuls at Lanthorn's kernel (or, `on` false, back at ggml's);
-    returns whether Lanthorn's kernel computes them."""
-    global _installed
-    with _lock:
-        if _installed is on:
-            return on
-        lib = kernels.load()
-        if lib is None:
-            _installed = False
-            return False
-        if on and llama_cpp.__version__ not in CHECKED_VERSIONS:
-            log.warning("ggml computes the layers' matmuls: matmul.c was not checked against "
-                        "llama-cpp-python %s", llama_cpp.__version__)
-            _installed = False
-            return False
-        status = lib.matmul_install(int(on))
-        if status != 0:
-            log.warning("ggml computes the layers' matmuls: %s", FAILURES.get(status, status))
-            _installed = False
-            return False
-        _installed = on
-        if on:
-            log.info("the layers' matmuls run on Lanthorn's kernel")
-        return on
-
-
-def taken() -> int:
-    """How many matmuls Lanthorn's kernel has computed in this process (for the tests)."""
-    lib = kernels.load()
-    if lib is None:
-        return 0
-    lib.matmul_taken.restype = ctypes.c_long
-    return lib.matmul_taken()
+_hook = kernels.Hook("matmul", what="the layers' matmuls", checked_versions=CHECKED_VERSIONS)
+install = _hook.install
+taken = _hook.taken

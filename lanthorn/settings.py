@@ -388,3 +388,6 @@ LANTHORN_OUTPUT_KERNEL = envbool("LANTHORN_OUTPUT_KERNEL", "true")
 # Whether a worker computes the layers' Q5_0, Q8_0, Q4_K and Q6_K matmuls with Lanthorn's kernel
 # where the CPU has AVX2 (inference/matmul.py); off, ggml computes them.
 LANTHORN_LAYER_KERNEL = envbool("LANTHORN_LAYER_KERNEL", "true")
+# Whether a worker computes the attention of prompt pieces (64 tokens or more) with Lanthorn's
+# kernel where the CPU has AVX2 (inference/attention.py); off, ggml computes it.
+LANTHORN_ATTENTION_KERNEL = envbool("LANTHORN_ATTENTION_KERNEL", "true")

@@ -3,20 +3,15 @@
 //
 // ggml's CPU backend hands every quantized matmul to llamafile_sgemm first (its tinyBLAS), and
 // takes its own one-row-at-a-time kernels when that declines. libggml-cpu calls llamafile_sgemm
-// through its PLT, so matmul_install points that call (the library's GOT entry for it) at
+// through its PLT, so matmul_install points that call (the library's GOT entry for it, hook.c) at
 // matmul_sgemm, which computes the types above itself (matmul_kernel.h) for any number of rows,
 // and passes everything else to the original.
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <elf.h>
-#include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "ggml.h"
+#include "hook.h"
 
 #define MAX_BLOCKS 256  // 8,192 columns of Q5_0 / Q8_0
 
@@ -28,7 +23,6 @@ typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K;
 _Static_assert(sizeof(block_q4_K) == 144 && sizeof(block_q6_K) == 210 && sizeof(block_q8_K) == 292,
                "ggml's layout");
 
-struct compute_params { int ith, nth; };  // the head of ggml's struct ggml_compute_params
 
 typedef bool (*sgemm_fn)(const void *, int64_t, int64_t, int64_t, const void *, int64_t, const void *,
                          int64_t, void *, int64_t, int, int, int);
@@ -97,9 +91,8 @@ int matmul_compute(int ith, int nth, int atype, int btype, int64_t m, int64_t n,
 #endif
 }
 
-static sgemm_fn original;  // libggml-cpu's llamafile_sgemm
-static void **got_entry;   // where libggml-cpu's calls to it look it up
-static long taken;         // matmuls computed here (for the tests)
+static struct hook sgemm_hook = {.symbol = "llamafile_sgemm"};
+static long taken;  // matmuls computed here (for the tests)
 
 // llamafile_sgemm's signature (ggml-cpu/llamafile/sgemm.h; inference/matmul.py installs this only
 // for the llama-cpp-python versions checked against it). Each of ggml's threads calls it with
@@ -112,60 +105,15 @@ bool matmul_sgemm(const void *params, int64_t m, int64_t n, int64_t k, const voi
         if (p->ith == 0) __atomic_add_fetch(&taken, 1, __ATOMIC_RELAXED);
         return true;
     }
-    return original(params, m, n, k, A, lda, B, ldb, C, ldc, atype, btype, ctype);
+    return ((sgemm_fn) sgemm_hook.original)(params, m, n, k, A, lda, B, ldb, C, ldc, atype, btype, ctype);
 }
 
 long matmul_taken(void) { return __atomic_load_n(&taken, __ATOMIC_RELAXED); }
-
-// Finds libggml-cpu's relocation for llamafile_sgemm: its GOT entry, and the function itself.
-static int find_entry(struct dl_phdr_info *info, size_t size, void *data) {
-    (void) size; (void) data;
-    if (!strstr(info->dlpi_name, "libggml-cpu")) return 0;
-    const ElfW(Dyn) *dyn = NULL;
-    for (int i = 0; i < info->dlpi_phnum; i++)
-        if (info->dlpi_phdr[i].p_type == PT_DYNAMIC)
-            dyn = (const ElfW(Dyn) *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-    if (!dyn) return 0;
-    const ElfW(Sym) *symtab = NULL;
-    const char *strtab = NULL;
-    const ElfW(Rela) *tables[2] = {NULL, NULL};  // the PLT's relocations, then the others
-    size_t sizes[2] = {0, 0};
-    for (const ElfW(Dyn) *d = dyn; d->d_tag != DT_NULL; d++) {
-        switch (d->d_tag) {  // the loader has already turned these addresses into absolute ones
-        case DT_SYMTAB: symtab = (const ElfW(Sym) *) d->d_un.d_ptr; break;
-        case DT_STRTAB: strtab = (const char *) d->d_un.d_ptr; break;
-        case DT_JMPREL: tables[0] = (const ElfW(Rela) *) d->d_un.d_ptr; break;
-        case DT_PLTRELSZ: sizes[0] = d->d_un.d_val; break;
-        case DT_RELA: tables[1] = (const ElfW(Rela) *) d->d_un.d_ptr; break;
-        case DT_RELASZ: sizes[1] = d->d_un.d_val; break;
-        }
-    }
-    if (!symtab || !strtab) return 0;
-    for (int t = 0; t < 2; t++)
-        for (size_t i = 0; tables[t] && i < sizes[t] / sizeof(ElfW(Rela)); i++) {
-            const ElfW(Rela) *r = &tables[t][i];
-            const size_t sym = ELF64_R_SYM(r->r_info);
-            if (sym == 0 || strcmp(strtab + symtab[sym].st_name, "llamafile_sgemm") != 0) continue;
-            void *self = dlopen(info->dlpi_name, RTLD_NOLOAD | RTLD_LAZY);
-            original = self ? (sgemm_fn) dlsym(self, "llamafile_sgemm") : NULL;
-            if (self) dlclose(self);
-            got_entry = original ? (void **)(info->dlpi_addr + r->r_offset) : NULL;
-            return got_entry != NULL;
-        }
-    return 0;
-}
 
 // Points libggml-cpu's calls to llamafile_sgemm at matmul_sgemm (on) or back at the original.
 // Returns 0; -1 where libggml-cpu is not loaded or does not call it through its GOT, -2 where the
 // entry cannot be written, -3 where this CPU has no kernel.
 int matmul_install(int on) {
     if (on && matmul_supported() == 0) return -3;
-    if (!got_entry) dl_iterate_phdr(find_entry, NULL);
-    if (!got_entry) return -1;
-    const uintptr_t page = (uintptr_t) sysconf(_SC_PAGESIZE);
-    void *start = (void *)((uintptr_t) got_entry & ~(page - 1));
-    // The entry may sit in pages the loader made read-only after relocating (RELRO).
-    if (mprotect(start, page, PROT_READ | PROT_WRITE) != 0) return -2;
-    __atomic_store_n(got_entry, on ? (void *) matmul_sgemm : (void *) original, __ATOMIC_SEQ_CST);
-    return 0;
+    return hook_point(&sgemm_hook, on ? (void *) matmul_sgemm : NULL);
 }
