@@ -28,6 +28,6 @@ from inference import kernels
 # ggml_compute_params (ith, nth). Another version leaves attention to ggml.
 CHECKED_VERSIONS = {"0.3.36"}
 
-_hook = kernels.Hook("attention", what="prompt pieces' attention", checked_versions=CHECKED_VERSIONS)
+_hook = kernels.Hook("attention", what="the attention of prompt pieces", checked_versions=CHECKED_VERSIONS)
 install = _hook.install
 taken = _hook.taken

@@ -107,7 +107,7 @@ class Hook:
                 return False
             self._installed = on
             if on:
-                log.info("%s run on Lanthorn's kernel", self.what)
+                log.info("Lanthorn's kernel computes %s", self.what)
             return on
 
     def taken(self) -> int:
