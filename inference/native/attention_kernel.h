@@ -21,23 +21,17 @@ static inline __attribute__((always_inline)) V KERNEL(vmax)(V a, V b) { return _
 static inline __attribute__((always_inline)) V KERNEL(vhalf)(const uint16_t *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *) p));
 }
-// e^x for x <= 0 (0 below -87, where it would leave the normal floats).
-static inline __attribute__((always_inline)) V KERNEL(vexp)(V x) {
-    const __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    const V n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    V r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    V y = _mm512_set1_ps(1.9875691500e-4f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.3981999507e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(8.3334519073e-3f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(4.1665795894e-2f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.6666665459e-1f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(5.0000001201e-1f));
-    y = _mm512_add_ps(_mm512_fmadd_ps(y, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+static inline __attribute__((always_inline)) V KERNEL(vround)(V x) {
+    return _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+// y·2^n for whole n from -126 to 127.
+static inline __attribute__((always_inline)) V KERNEL(vldexp)(V y, V n) {
     const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mov_ps(keep, _mm512_mul_ps(y, _mm512_castsi512_ps(e)));
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+// r where x >= lo, else 0.
+static inline __attribute__((always_inline)) V KERNEL(vkeep)(V x, float lo, V r) {
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(lo), _CMP_GE_OQ), r);
 }
 #else
 typedef struct { __m256 lo, hi; } KERNEL(v16);
@@ -71,27 +65,38 @@ static inline __attribute__((always_inline)) V KERNEL(vhalf)(const uint16_t *p) 
     return (V){_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) p)),
                _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) p + 1))};
 }
-static inline __attribute__((always_inline)) __m256 KERNEL(exp8)(__m256 x) {
-    const __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_add_ps(_mm256_fmadd_ps(y, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_and_ps(keep, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+static inline __attribute__((always_inline)) V KERNEL(vround)(V x) {
+    const int mode = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    return (V){_mm256_round_ps(x.lo, mode), _mm256_round_ps(x.hi, mode)};
 }
-static inline __attribute__((always_inline)) V KERNEL(vexp)(V x) {
-    return (V){KERNEL(exp8)(x.lo), KERNEL(exp8)(x.hi)};
+static inline __attribute__((always_inline)) __m256 KERNEL(ldexp8)(__m256 y, __m256 n) {
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+static inline __attribute__((always_inline)) V KERNEL(vldexp)(V y, V n) {
+    return (V){KERNEL(ldexp8)(y.lo, n.lo), KERNEL(ldexp8)(y.hi, n.hi)};
+}
+static inline __attribute__((always_inline)) V KERNEL(vkeep)(V x, float lo, V r) {
+    const __m256 bound = _mm256_set1_ps(lo);
+    return (V){_mm256_and_ps(_mm256_cmp_ps(x.lo, bound, _CMP_GE_OQ), r.lo),
+               _mm256_and_ps(_mm256_cmp_ps(x.hi, bound, _CMP_GE_OQ), r.hi)};
 }
 #endif
+
+// e^x for x <= 0 (0 below -87, where it would leave the normal floats): x = n·ln 2 + r, e^r by
+// Cephes' polynomial.
+static inline __attribute__((always_inline)) V KERNEL(vexp)(V x) {
+    const V xc = KERNEL(vmax)(x, KERNEL(vset1)(-87.0f));
+    const V n = KERNEL(vround)(KERNEL(vmul)(xc, KERNEL(vset1)(1.44269504088896341f)));
+    V r = KERNEL(vfma)(n, KERNEL(vset1)(-0.693359375f), xc);
+    r = KERNEL(vfma)(n, KERNEL(vset1)(2.12194440e-4f), r);
+    static const float poly[] = {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                                 5.0000001201e-1f};
+    V y = KERNEL(vset1)(1.9875691500e-4f);
+    for (int i = 0; i < 5; i++) y = KERNEL(vfma)(y, r, KERNEL(vset1)(poly[i]));
+    y = KERNEL(vadd)(KERNEL(vfma)(y, KERNEL(vmul)(r, r), r), KERNEL(vset1)(1.0f));
+    return KERNEL(vkeep)(x, -87.0f, KERNEL(vldexp)(y, n));
+}
 
 // An 8 x 8 transpose of floats.
 static inline __attribute__((always_inline)) void KERNEL(transpose8)(__m256 r[8]) {
