@@ -23,9 +23,10 @@ Greedy output does not depend on what runs beside a request or ran before it:
   other rows of the ubatch, while fewer rows take ggml's one-row kernel, which sums in another
   order. So a prompt token's KV is the same whatever piece it came in, and a slot reuses the KV
   of every prompt token it holds; when fewer than TILE tokens are left to evaluate, the piece
-  starts earlier, evaluating reused tokens again (to the same values). A prompt shorter than TILE is evaluated whole, in one piece, and not
-  reused (measured: logits the same to the bit for any split of 300 to 1,700 tokens in pieces of 64
-  to 127; a last piece of 44 rows gave other logits);
+  starts earlier, evaluating reused tokens again (to the same values). A prompt shorter than
+  TILE is evaluated whole, in one piece, and not reused (measured: logits the same to the bit for
+  any split of 300 to 1,700 tokens in pieces of 64 to 127; a last piece of 44 rows gave other
+  logits);
 - with `invariant` on, the KV of generated tokens (evaluated one a step, beside other sequences)
   is not reused for a later prompt that repeats them (the next turn of a chat): those tokens are
   evaluated again in the prompt's pieces, as they would be on a fresh slot. Without it every

@@ -122,7 +122,7 @@ static long taken;  // attentions computed here (for the tests)
 
 // ggml's FLASH_ATTN_EXT as this kernel can take it: q [d, rows, heads, streams] f32, k and v
 // [d, cells, KV heads, streams] fp16, mask [cells, rows, 1, 1 or streams] fp16; dst [d, heads,
-// rows, streams] f32 (ggml_compute_forward_flash_attn_ext_f16's layout). NULL otherwise.
+// rows, streams] f32 (ggml_compute_forward_flash_attn_ext_f16's layout); false otherwise.
 static bool describe(const struct ggml_tensor *dst, struct attention *p) {
     const struct ggml_tensor *q = dst->src[0], *k = dst->src[1], *v = dst->src[2], *mask = dst->src[3];
     float scale, max_bias, softcap;

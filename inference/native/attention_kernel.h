@@ -239,16 +239,14 @@ static void KERNEL(attend)(const struct attention *p, int i3, int g, int r0, int
             float *m = w->mask + r * TILE;
             const uint16_t *row = p->mask ? (const uint16_t *)(p->mask + (size_t)(r0 + r) * p->mask_row
                                                                + (size_t) i3 * p->mask_seq) + c0 : NULL;
-            int open = 1;
+            int open = 0;
             if (row && n == TILE) {  // most tiles: whole, and hidden (fp16 -inf is 0xFC00) or not
                 uint64_t words[TILE / 4];
                 memcpy(words, row, sizeof(words));
-                open = 0;
                 for (int i = 0; i < TILE / 4; i++) open |= words[i] != 0xFC00FC00FC00FC00ull;
                 if (open)
                     for (int g = 0; g < TILE / 16; g++) KERNEL(vstore)(m + 16 * g, KERNEL(vhalf)(row + 16 * g));
             } else {
-                open = 0;
                 for (int c = 0; c < TILE; c++) {
                     m[c] = c >= n ? -INFINITY : row ? _cvtsh_ss(row[c]) : 0.0f;
                     open |= m[c] != -INFINITY;
