@@ -11,6 +11,7 @@ import pytest
 from inference import attention, kernels
 from tests.inference.test_engine import PROMPTS, new_engine
 from tests.inference.test_head import ISAS, cpu_runs_the_kernel
+from tests.inference.test_matmul import prompt_logits
 
 pytestmark = pytest.mark.skipif(not cpu_runs_the_kernel(),
                                 reason="this CPU has no AVX2 for the attention kernel")
@@ -120,24 +121,6 @@ def engine():
     engine = new_engine(slots=2)
     yield engine
     engine.retire()
-
-
-def prompt_logits(engine, tokens: list[int]) -> numpy.ndarray:
-    """The logits of the last of `tokens`, evaluated in one decode on the engine's context."""
-    ctx, memory = engine.ctx.ctx, engine.ctx.memory
-    llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
-    try:
-        for i, token in enumerate(tokens):
-            engine._row(i, token=token, pos=i, seq_id=0, logits=i == len(tokens) - 1)
-        engine.batch.n_tokens = len(tokens)
-        assert llama_cpp.llama_decode(ctx, engine.batch) == 0
-        if engine.head is not None and engine.head.armed:
-            engine.head.logits(ctx, [len(tokens) - 1])
-        return numpy.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, len(tokens) - 1),
-                                        shape=(engine.n_vocab,)).copy()
-    finally:
-        llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
-        engine.slots[0].cached, engine.slots[0].prompted = [], 0
 
 
 def test_the_engines_prompt_pieces_run_on_it_and_give_ggmls_logits_to_rounding(engine):

@@ -139,10 +139,9 @@ def engine():
     engine.retire()
 
 
-def prompt_logits(engine) -> numpy.ndarray:
-    """The logits of a prompt's last token, from one decode on the engine's context."""
+def prompt_logits(engine, tokens: list[int]) -> numpy.ndarray:
+    """The logits (llama.cpp's) of the last of `tokens`, from one decode on the engine's context."""
     ctx, memory = engine.ctx.ctx, engine.ctx.memory
-    tokens = engine.tokenize(PROMPTS[0])
     llama_cpp.llama_memory_seq_rm(memory, 0, -1, -1)
     try:
         engine.head.arm(False)
@@ -160,12 +159,12 @@ def prompt_logits(engine) -> numpy.ndarray:
 
 def test_the_engines_matmuls_run_on_it(engine):
     before = matmul.taken()
-    prompt_logits(engine)
+    prompt_logits(engine, engine.tokenize(PROMPTS[0]))
     assert matmul.taken() - before >= 18 * 7  # every matmul of the 18 layers, at least
     matmul.install(False)
     try:
         before = matmul.taken()
-        prompt_logits(engine)
+        prompt_logits(engine, engine.tokenize(PROMPTS[0]))
         assert matmul.taken() == before
     finally:
         matmul.install(True)
